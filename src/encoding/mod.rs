@@ -1,0 +1,371 @@
+//! The two exposition formats, written by hand, apart from the metrics.
+//!
+//! * Prometheus text format 0.0.4 ([`Format::Text`]).
+//! * OpenMetrics 1.0.0 ([`Format::OpenMetrics`]): counter families are named without
+//!   `_total`, counters and histograms carry `_created`, `le` bounds are canonical
+//!   numbers, and the exposition ends with `# EOF`.
+//!
+//! Both write into a `Vec<u8>` the caller owns and may reuse: once it has grown to
+//! the size of a scrape, encoding allocates nothing. Families come in registration
+//! order and series in creation order, so the output is the same from run to run.
+
+pub(crate) mod number;
+
+use crate::Error;
+use crate::metrics::MetricType;
+use crate::metrics::counter::Counter;
+use crate::metrics::family::{FamilyCore, Series, split_labels};
+use crate::metrics::histogram::Histogram;
+use crate::registry::{Entry, Registry};
+use number::{write_count, write_float};
+use std::io;
+use std::ops::Range;
+use std::sync::PoisonError;
+
+/// An exposition format, with its HTTP content type.
+///
+/// ```
+/// use promlite::Format;
+///
+/// // What Prometheus 2.x sends when it scrapes:
+/// let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+/// assert_eq!(Format::from_accept(accept), Format::OpenMetrics);
+/// assert_eq!(Format::from_accept("*/*"), Format::Text); // curl
+/// assert_eq!(Format::Text.content_type(), "text/plain; version=0.0.4; charset=utf-8");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Text,
+    /// OpenMetrics 1.0.0 text.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The `Content-Type` of a response in this format.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// Picks the format an HTTP `Accept` header prefers (by `q` weight; OpenMetrics
+    /// on a tie). The text format is the default: for a missing or empty header,
+    /// for one that names neither format, and for OpenMetrics versions other than 1.0.0.
+    pub fn from_accept(accept: &str) -> Format {
+        let mut best = (Format::Text, -1.0f32);
+        for range in accept.split(',') {
+            let mut params = range.split(';').map(str::trim);
+            let media = params.next().unwrap_or("");
+            let mut q = 1.0f32;
+            let mut version = None;
+            for param in params {
+                let (key, value) = param.split_once('=').unwrap_or((param, ""));
+                let value = value.trim().trim_matches('"');
+                match key.trim().to_ascii_lowercase().as_str() {
+                    "q" => q = value.parse().unwrap_or(0.0),
+                    "version" => version = Some(value),
+                    _ => {}
+                }
+            }
+            let format = if media.eq_ignore_ascii_case("application/openmetrics-text") {
+                match version {
+                    None | Some("1.0.0") => Format::OpenMetrics,
+                    Some(_) => continue,
+                }
+            } else if media.eq_ignore_ascii_case("text/plain") {
+                match version {
+                    None | Some("0.0.4") => Format::Text,
+                    Some(_) => continue,
+                }
+            } else if media == "*/*" || media.eq_ignore_ascii_case("text/*") {
+                Format::Text
+            } else {
+                continue;
+            };
+            let better = q > best.1 || (q == best.1 && format == Format::OpenMetrics);
+            if q > 0.0 && better {
+                best = (format, q);
+            }
+        }
+        best.0
+    }
+}
+
+/// Appends the registry's exposition in `format` to `buf`.
+pub fn encode(registry: &Registry, format: Format, buf: &mut Vec<u8>) {
+    let mut out = Writer {
+        buf,
+        openmetrics: format == Format::OpenMetrics,
+    };
+    let entries = registry
+        .entries
+        .read()
+        .unwrap_or_else(PoisonError::into_inner);
+    for entry in entries.iter() {
+        match entry {
+            Entry::Counter(f) => out.counters(f),
+            Entry::Gauge(f) => out.gauges(f),
+            Entry::Histogram(f) => out.histograms(f),
+            Entry::Collector(c) => {
+                out.header(&c.name, &c.help, c.kind);
+                let mut samples = Samples {
+                    out: Writer {
+                        buf: out.buf,
+                        openmetrics: out.openmetrics,
+                    },
+                    name: &c.name,
+                    label_names: &c.label_names,
+                    kind: c.kind,
+                };
+                (c.collect)(&mut samples);
+            }
+        }
+    }
+    if out.openmetrics {
+        out.buf.extend_from_slice(b"# EOF\n");
+    }
+}
+
+/// Appends the registry's exposition in the Prometheus text format 0.0.4.
+pub fn encode_text(registry: &Registry, buf: &mut Vec<u8>) {
+    encode(registry, Format::Text, buf);
+}
+
+/// Appends the registry's exposition in OpenMetrics 1.0.0.
+pub fn encode_openmetrics(registry: &Registry, buf: &mut Vec<u8>) {
+    encode(registry, Format::OpenMetrics, buf);
+}
+
+/// Writes the registry's exposition in `format` to any writer (encoded into a
+/// buffer first, then written with one `write_all`).
+pub fn write_to(registry: &Registry, format: Format, mut w: impl io::Write) -> io::Result<()> {
+    let mut buf = Vec::new();
+    encode(registry, format, &mut buf);
+    w.write_all(&buf)
+}
+
+/// Samples yielded by a collector at scrape time; see
+/// [`Registry::gauge_collector`](crate::Registry::gauge_collector).
+pub struct Samples<'a> {
+    out: Writer<'a>,
+    name: &'a str,
+    label_names: &'a [Box<str>],
+    kind: MetricType,
+}
+
+impl Samples<'_> {
+    /// Writes one sample: the label values (in the order of the label names) and
+    /// the value. A wrong number of values is refused with [`Error::LabelCount`],
+    /// and a counter value that is negative or NaN with [`Error::InvalidIncrement`];
+    /// nothing is written then.
+    pub fn push(&mut self, label_values: &[&str], value: f64) -> Result<(), Error> {
+        if label_values.len() != self.label_names.len() {
+            return Err(Error::LabelCount {
+                metric: self.name.to_owned(),
+                expected: self.label_names.len(),
+                got: label_values.len(),
+            });
+        }
+        if self.kind == MetricType::Counter && !(value >= 0.0) {
+            return Err(Error::InvalidIncrement(value));
+        }
+        self.out.buf.extend_from_slice(self.name.as_bytes());
+        let labels = self
+            .out
+            .labels(self.label_names, label_values.iter().map(|v| v.as_bytes()));
+        self.out.close_labels(&labels);
+        self.out.value(value);
+        Ok(())
+    }
+}
+
+/// The state of one encoding: where to write, and in which format.
+struct Writer<'a> {
+    buf: &'a mut Vec<u8>,
+    openmetrics: bool,
+}
+
+impl Writer<'_> {
+    /// The `# HELP` and `# TYPE` lines. `name` is the text format's family name;
+    /// OpenMetrics names a counter family without `_total`.
+    fn header(&mut self, name: &str, help: &str, kind: MetricType) {
+        let name = match (self.openmetrics, kind) {
+            (true, MetricType::Counter) => name.strip_suffix("_total").unwrap_or(name),
+            _ => name,
+        };
+        let buf = &mut *self.buf;
+        let type_line = |buf: &mut Vec<u8>| {
+            buf.extend_from_slice(b"# TYPE ");
+            buf.extend_from_slice(name.as_bytes());
+            buf.push(b' ');
+            buf.extend_from_slice(kind.as_str().as_bytes());
+            buf.push(b'\n');
+        };
+        // OpenMetrics asks for TYPE before HELP; the text format's custom is HELP first.
+        if self.openmetrics {
+            type_line(buf);
+        }
+        if !help.is_empty() {
+            buf.extend_from_slice(b"# HELP ");
+            buf.extend_from_slice(name.as_bytes());
+            buf.push(b' ');
+            // The text format escapes only backslash and newline in HELP;
+            // OpenMetrics escapes double quotes as well.
+            escape(buf, help.as_bytes(), self.openmetrics);
+            buf.push(b'\n');
+        }
+        if !self.openmetrics {
+            type_line(buf);
+        }
+    }
+
+    /// Writes `{name="value",...` (without the closing brace; nothing at all when
+    /// there are no labels) and returns where it was written, so that the lines
+    /// of one series can copy it.
+    fn labels<'v>(
+        &mut self,
+        names: &[Box<str>],
+        values: impl Iterator<Item = &'v [u8]>,
+    ) -> Range<usize> {
+        let start = self.buf.len();
+        for (i, (name, value)) in names.iter().zip(values).enumerate() {
+            self.buf.push(if i == 0 { b'{' } else { b',' });
+            self.buf.extend_from_slice(name.as_bytes());
+            self.buf.extend_from_slice(b"=\"");
+            escape(self.buf, value, true);
+            self.buf.push(b'"');
+        }
+        start..self.buf.len()
+    }
+
+    /// Closes a label set written by [`Writer::labels`] (at `labels`) and adds the space
+    /// before the value.
+    fn close_labels(&mut self, labels: &Range<usize>) {
+        self.buf
+            .extend_from_slice(if labels.is_empty() { b" " } else { b"} " });
+    }
+
+    /// Writes `name` followed by a copy of the label set at `labels`.
+    fn sample_start(&mut self, name: &str, suffix: &str, labels: &Range<usize>) {
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(suffix.as_bytes());
+        self.buf.extend_from_within(labels.clone());
+    }
+
+    fn value(&mut self, v: f64) {
+        write_float(self.buf, v);
+        self.buf.push(b'\n');
+    }
+
+    fn count(&mut self, n: u64) {
+        write_count(self.buf, n);
+        self.buf.push(b'\n');
+    }
+
+    /// Writes the series' labels right after `name` and returns where they are.
+    fn first_sample<M: Series>(
+        &mut self,
+        family: &FamilyCore<M>,
+        name: &str,
+        series: &M,
+    ) -> Range<usize> {
+        self.buf.extend_from_slice(name.as_bytes());
+        let labels = split_labels(series.labels(), family.label_names.len());
+        self.labels(&family.label_names, labels)
+    }
+
+    fn counters(&mut self, family: &FamilyCore<Counter>) {
+        self.header(&family.name, &family.help, MetricType::Counter);
+        let base = family.name.strip_suffix("_total").unwrap_or(&family.name);
+        family.for_each(|counter| {
+            let labels = self.first_sample(family, &family.name, counter);
+            self.close_labels(&labels);
+            let (whole, fraction) = counter.inner.parts();
+            if fraction == 0.0 {
+                self.count(whole);
+            } else {
+                self.value(whole as f64 + fraction);
+            }
+            if self.openmetrics {
+                self.sample_start(base, "_created", &labels);
+                self.close_labels(&labels);
+                self.value(counter.inner.created);
+            }
+        });
+    }
+
+    fn gauges(&mut self, family: &FamilyCore<crate::Gauge>) {
+        self.header(&family.name, &family.help, MetricType::Gauge);
+        family.for_each(|gauge| {
+            let labels = self.first_sample(family, &family.name, gauge);
+            self.close_labels(&labels);
+            self.value(gauge.get());
+        });
+    }
+
+    fn histograms(&mut self, family: &FamilyCore<Histogram>) {
+        let name = &family.name;
+        self.header(name, &family.help, MetricType::Histogram);
+        let le = if self.openmetrics {
+            &family.config.le_openmetrics
+        } else {
+            &family.config.le_text
+        };
+        family.for_each(|histogram| {
+            let series = &*histogram.inner;
+            // The first line writes the labels; the others copy them.
+            let mut labels = 0..0;
+            // `_count` is the running total itself: it cannot differ from `+Inf`.
+            let mut cumulative = 0;
+            for (i, bound) in le.iter().enumerate() {
+                if i == 0 {
+                    self.buf.extend_from_slice(name.as_bytes());
+                    self.buf.extend_from_slice(b"_bucket");
+                    let values = split_labels(&series.labels, family.label_names.len());
+                    labels = self.labels(&family.label_names, values);
+                } else {
+                    self.sample_start(name, "_bucket", &labels);
+                }
+                self.buf.extend_from_slice(if labels.is_empty() {
+                    b"{le=\""
+                } else {
+                    b",le=\""
+                });
+                self.buf.extend_from_slice(bound.as_bytes());
+                self.buf.extend_from_slice(b"\"} ");
+                cumulative += series.bucket_count(i);
+                self.count(cumulative);
+            }
+            self.sample_start(name, "_count", &labels);
+            self.close_labels(&labels);
+            self.count(cumulative);
+            self.sample_start(name, "_sum", &labels);
+            self.close_labels(&labels);
+            self.value(series.sum());
+            if self.openmetrics {
+                self.sample_start(name, "_created", &labels);
+                self.close_labels(&labels);
+                self.value(series.created);
+            }
+        });
+    }
+}
+
+/// Appends `s` with backslash and newline escaped, and double quotes too if `quotes`.
+fn escape(buf: &mut Vec<u8>, s: &[u8], quotes: bool) {
+    let mut start = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'"' if quotes => b"\\\"",
+            _ => continue,
+        };
+        buf.extend_from_slice(&s[start..i]);
+        buf.extend_from_slice(escaped);
+        start = i + 1;
+    }
+    buf.extend_from_slice(&s[start..]);
+}

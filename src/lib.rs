@@ -1,0 +1,56 @@
+//! # promlite
+//!
+//! Prometheus metrics for Rust services, small and fast: counters, gauges and
+//! histograms on lock-free atomics, label families with a cardinality limit, and
+//! both exposition formats (Prometheus text 0.0.4 and OpenMetrics 1.0.0) written
+//! by hand into a buffer you own.
+//!
+//! ```
+//! use promlite::{Format, Registry};
+//!
+//! let registry = Registry::new();
+//! let requests = registry.counter_family(
+//!     "slpocapp_request_operations_total",
+//!     "The total number of processed requests",
+//!     &["namespace", "pod"],
+//! )?;
+//! let duration = registry.histogram_family(
+//!     "slpocapp_request_duration_seconds",
+//!     "Histogram for the duration in seconds.",
+//!     &["namespace", "pod"],
+//!     &[1.0, 2.0, 5.0, 6.0, 10.0],
+//! )?;
+//!
+//! // Look the series up once, keep the handles: the hot path is one atomic.
+//! let requests = requests.with_labels(&["default", "laptop-jaime"])?;
+//! let duration = duration.with_labels(&["default", "laptop-jaime"])?;
+//! requests.inc();
+//! duration.observe(0.0012);
+//!
+//! let mut buf = Vec::new();
+//! promlite::encode(&registry, Format::Text, &mut buf);
+//! let text = String::from_utf8(buf).unwrap();
+//! assert!(text.contains(
+//!     "slpocapp_request_operations_total{namespace=\"default\",pod=\"laptop-jaime\"} 1\n"
+//! ));
+//! # Ok::<(), promlite::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod encoding;
+mod error;
+mod metrics;
+mod process;
+mod registry;
+
+pub use encoding::{Format, Samples, encode, encode_openmetrics, encode_text, write_to};
+pub use error::Error;
+pub use metrics::MetricType;
+pub use metrics::counter::Counter;
+pub use metrics::family::{DEFAULT_SERIES_LIMIT, Family, Series};
+pub use metrics::gauge::Gauge;
+pub use metrics::histogram::{
+    DEFAULT_BUCKETS, Histogram, HistogramTimer, exponential_buckets, linear_buckets,
+};
+pub use registry::{Registry, default_registry};

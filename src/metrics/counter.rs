@@ -1,0 +1,140 @@
+//! [`Counter`]: a value that only goes up.
+
+use crate::Error;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A monotonic counter. Cloning it is cheap and every clone updates the same series.
+///
+/// Whole increments ([`inc`](Counter::inc), and [`inc_by`](Counter::inc_by) with a
+/// whole number) are one atomic add on an integer, so they never lose precision and
+/// never loop; fractional increments go to a second, floating-point cell.
+///
+/// ```
+/// let registry = promlite::Registry::new();
+/// let jobs = registry.counter("jobs_done_total", "Jobs finished.").unwrap();
+/// jobs.inc();
+/// jobs.inc_by(2.5).unwrap();
+/// assert_eq!(jobs.get(), 3.5);
+/// assert!(jobs.inc_by(-1.0).is_err()); // a counter never goes down
+/// ```
+#[derive(Clone, Debug)]
+pub struct Counter {
+    pub(crate) inner: Arc<CounterSeries>,
+}
+
+#[derive(Debug)]
+pub(crate) struct CounterSeries {
+    /// Whole increments, added with one `fetch_add`.
+    whole: AtomicU64,
+    /// Fractional increments, as `f64` bits, added with a compare-and-swap loop.
+    fraction: AtomicU64,
+    /// When the series was created (seconds since the Unix epoch), for `_created`.
+    pub(crate) created: f64,
+    /// The label values, joined by 0xFF (a byte UTF-8 never uses); see `family.rs`.
+    pub(crate) labels: Box<[u8]>,
+}
+
+impl Counter {
+    pub(crate) fn new(labels: Box<[u8]>, created: f64) -> Counter {
+        Counter {
+            inner: Arc::new(CounterSeries {
+                whole: AtomicU64::new(0),
+                fraction: AtomicU64::new(0f64.to_bits()),
+                created,
+                labels,
+            }),
+        }
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.inner.whole.fetch_add(1, Relaxed);
+    }
+
+    /// Adds `v`, which must be finite and not negative; anything else is refused
+    /// with [`Error::InvalidIncrement`] and the counter is left unchanged.
+    pub fn inc_by(&self, v: f64) -> Result<(), Error> {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(Error::InvalidIncrement(v));
+        }
+        // Whole numbers that fit go to the integer cell: exact, and one atomic add.
+        if v.fract() == 0.0 && v < 1e18 {
+            self.inner.whole.fetch_add(v as u64, Relaxed);
+            return Ok(());
+        }
+        let _ = self.inner.fraction.fetch_update(Relaxed, Relaxed, |bits| {
+            Some((f64::from_bits(bits) + v).to_bits())
+        });
+        Ok(())
+    }
+
+    /// The current value.
+    pub fn get(&self) -> f64 {
+        let (whole, fraction) = self.inner.parts();
+        whole as f64 + fraction
+    }
+}
+
+impl CounterSeries {
+    /// The whole and fractional parts, read for a scrape.
+    pub(crate) fn parts(&self) -> (u64, f64) {
+        (
+            self.whole.load(Relaxed),
+            f64::from_bits(self.fraction.load(Relaxed)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_and_fractional_increments_add_up() {
+        let c = Counter::new(Box::new([]), 0.0);
+        c.inc();
+        c.inc_by(2.0).unwrap();
+        c.inc_by(0.25).unwrap();
+        c.inc_by(0.0).unwrap();
+        assert_eq!(c.get(), 3.25);
+        assert_eq!(c.inner.parts(), (3, 0.25));
+    }
+
+    #[test]
+    fn bad_increments_are_refused_and_change_nothing() {
+        let c = Counter::new(Box::new([]), 0.0);
+        c.inc();
+        for bad in [-1.0, -0.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let err = c.inc_by(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidIncrement(_)), "{bad}");
+        }
+        assert_eq!(c.get(), 1.0);
+    }
+
+    #[test]
+    fn huge_whole_increments_keep_going_up() {
+        let c = Counter::new(Box::new([]), 0.0);
+        c.inc_by(1e18).unwrap(); // beyond the integer fast path: goes to the float cell
+        c.inc_by(1e17).unwrap(); // integer cell
+        assert_eq!(c.get(), 1.1e18);
+    }
+
+    #[test]
+    fn concurrent_increments_are_all_counted() {
+        const THREADS: u64 = 8;
+        const PER_THREAD: u64 = 100_000;
+        let c = Counter::new(Box::new([]), 0.0);
+        std::thread::scope(|s| {
+            for _ in 0..THREADS {
+                s.spawn(|| {
+                    for _ in 0..PER_THREAD {
+                        c.inc();
+                    }
+                });
+            }
+        });
+        assert_eq!(c.inner.parts().0, THREADS * PER_THREAD);
+    }
+}

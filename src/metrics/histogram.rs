@@ -1,0 +1,505 @@
+//! [`Histogram`]: observations counted in buckets, with their sum.
+//!
+//! # Why the layout is what it is
+//!
+//! A scrape must never see `_count` differ from the `+Inf` bucket, nor cumulative
+//! buckets that go down, even while other threads observe. Here `_count` is not
+//! stored at all: the encoder sums the buckets as it writes them, so `+Inf` and
+//! `_count` are the same number by construction, and each bucket only grows.
+//!
+//! Threads that observe at once must not fight over one cache line (three atomics on
+//! a shared line cost more than a mutex). So every series has a few *stripes*, each
+//! on its own cache lines: a thread that holds one of the process-wide stripe slots
+//! writes its stripe alone, with plain atomic loads and stores (no read-modify-write,
+//! no lock prefix); threads beyond the slots share one last stripe and use atomic
+//! read-modify-writes there. A scrape adds the stripes up. Nothing ever blocks.
+
+use crate::Error;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+/// The Prometheus default buckets, for request latencies in seconds.
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A histogram. Cloning it is cheap and every clone updates the same series.
+///
+/// The buckets are upper bounds, finite and strictly increasing; the `+Inf`
+/// bucket is always there and need not be given.
+///
+/// ```
+/// let registry = promlite::Registry::new();
+/// let latency = registry
+///     .histogram("job_seconds", "Time spent on a job.", &[1.0, 2.0, 5.0, 6.0, 10.0])
+///     .unwrap();
+/// latency.observe(0.3);
+/// latency.observe(7.0);
+/// {
+///     let _timer = latency.start_timer(); // observes the elapsed seconds when dropped
+/// }
+/// assert_eq!(latency.count(), 3);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Histogram {
+    pub(crate) inner: Arc<HistogramSeries>,
+}
+
+#[derive(Debug)]
+pub(crate) struct HistogramSeries {
+    /// Upper bounds, without `+Inf`; shared by every series of a family.
+    pub(crate) bounds: Arc<[f64]>,
+    /// The stripes, each `lines_per_stripe` cache lines: one count per bucket
+    /// (the last is `+Inf`), then the sum as `f64` bits.
+    lines: Box<[CacheLine]>,
+    lines_per_stripe: usize,
+    /// When the series was created (seconds since the Unix epoch), for `_created`.
+    pub(crate) created: f64,
+    /// The label values, joined by 0xFF; see `family.rs`.
+    pub(crate) labels: Box<[u8]>,
+}
+
+#[repr(align(64))]
+#[derive(Debug, Default)]
+struct CacheLine([AtomicU64; 8]);
+
+impl Histogram {
+    /// `bounds` must already be checked by [`check_buckets`].
+    pub(crate) fn new(bounds: Arc<[f64]>, labels: Box<[u8]>, created: f64) -> Histogram {
+        let words = bounds.len() + 2;
+        let lines_per_stripe = words.div_ceil(8);
+        let stripes = *SLOTS + 1;
+        let lines = (0..stripes * lines_per_stripe)
+            .map(|_| CacheLine::default())
+            .collect();
+        Histogram {
+            inner: Arc::new(HistogramSeries {
+                bounds,
+                lines,
+                lines_per_stripe,
+                created,
+                labels,
+            }),
+        }
+    }
+
+    /// Records one observation.
+    ///
+    /// `NaN` is counted (in the `+Inf` bucket, as in the other Prometheus clients)
+    /// but not added to the sum, which it would otherwise turn into `NaN` for good.
+    #[inline]
+    pub fn observe(&self, v: f64) {
+        let series = &*self.inner;
+        let bucket = series.bucket_index(v);
+        let sum = series.bounds.len() + 1;
+        match stripe_slot() {
+            Some(slot) => {
+                // This thread is the only writer of its stripe: load and store suffice.
+                let count = series.word(slot, bucket);
+                count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                if !v.is_nan() {
+                    let total = series.word(slot, sum);
+                    let new = f64::from_bits(total.load(Ordering::Relaxed)) + v;
+                    total.store(new.to_bits(), Ordering::Relaxed);
+                }
+            }
+            None => {
+                let shared = *SLOTS;
+                series.word(shared, bucket).fetch_add(1, Ordering::Relaxed);
+                if !v.is_nan() {
+                    let _ = series.word(shared, sum).fetch_update(
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                        |bits| Some((f64::from_bits(bits) + v).to_bits()),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Records a duration, in seconds.
+    #[inline]
+    pub fn observe_duration(&self, d: Duration) {
+        self.observe(d.as_secs_f64());
+    }
+
+    /// Starts a timer that observes the elapsed seconds when it is dropped
+    /// (or when [`HistogramTimer::observe`] is called).
+    pub fn start_timer(&self) -> HistogramTimer<'_> {
+        HistogramTimer {
+            histogram: self,
+            start: Instant::now(),
+            armed: true,
+        }
+    }
+
+    /// How many observations were made.
+    pub fn count(&self) -> u64 {
+        (0..=self.inner.bounds.len())
+            .map(|i| self.inner.bucket_count(i))
+            .sum()
+    }
+
+    /// The sum of all observations (`NaN` left out).
+    pub fn sum(&self) -> f64 {
+        self.inner.sum()
+    }
+}
+
+impl HistogramSeries {
+    /// The index of the first bucket whose upper bound is `>= v`; `NaN` goes to `+Inf`.
+    #[inline]
+    fn bucket_index(&self, v: f64) -> usize {
+        let bounds = &*self.bounds;
+        if bounds.len() <= 16 {
+            bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len())
+        } else if v.is_nan() {
+            bounds.len()
+        } else {
+            bounds.partition_point(|&b| b < v)
+        }
+    }
+
+    #[inline]
+    fn word(&self, stripe: usize, i: usize) -> &AtomicU64 {
+        &self.lines[stripe * self.lines_per_stripe + i / 8].0[i % 8]
+    }
+
+    fn stripes(&self) -> usize {
+        self.lines.len() / self.lines_per_stripe
+    }
+
+    /// The (non-cumulative) count of bucket `i`, `i == bounds.len()` being `+Inf`.
+    pub(crate) fn bucket_count(&self, i: usize) -> u64 {
+        (0..self.stripes())
+            .map(|s| self.word(s, i).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub(crate) fn sum(&self) -> f64 {
+        let i = self.bounds.len() + 1;
+        (0..self.stripes())
+            .map(|s| f64::from_bits(self.word(s, i).load(Ordering::Relaxed)))
+            .sum()
+    }
+}
+
+/// Observes the seconds since [`Histogram::start_timer`] when dropped.
+#[derive(Debug)]
+#[must_use = "the timer observes when it is dropped; dropping it at once measures nothing"]
+pub struct HistogramTimer<'a> {
+    histogram: &'a Histogram,
+    start: Instant,
+    armed: bool,
+}
+
+impl HistogramTimer<'_> {
+    /// Observes now and returns the elapsed seconds.
+    pub fn observe(mut self) -> f64 {
+        self.armed = false;
+        let secs = self.start.elapsed().as_secs_f64();
+        self.histogram.observe(secs);
+        secs
+    }
+
+    /// Drops the timer without observing anything.
+    pub fn discard(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for HistogramTimer<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.histogram.observe_duration(self.start.elapsed());
+        }
+    }
+}
+
+/// The validated bounds of a histogram family, with their `le` label values
+/// rendered once for each format (so a scrape formats no bound).
+#[derive(Debug)]
+pub struct Buckets {
+    pub(crate) bounds: Arc<[f64]>,
+    /// The `le` values in the text format, `+Inf` last.
+    pub(crate) le_text: Box<[Box<str>]>,
+    /// The `le` values in OpenMetrics canonical form (`1.0`, not `1`), `+Inf` last.
+    pub(crate) le_openmetrics: Box<[Box<str>]>,
+}
+
+impl Buckets {
+    pub(crate) fn new(bounds: &[f64]) -> Result<Buckets, Error> {
+        let bounds = check_buckets(bounds)?;
+        let render = |canonical: bool| {
+            bounds
+                .iter()
+                .chain([&f64::INFINITY])
+                .map(|&b| crate::encoding::number::float_string(b, canonical).into())
+                .collect()
+        };
+        Ok(Buckets {
+            le_text: render(false),
+            le_openmetrics: render(true),
+            bounds,
+        })
+    }
+}
+
+/// Checks explicit buckets: finite and strictly increasing. A trailing `+Inf` is
+/// accepted and dropped, since that bucket is always written anyway.
+pub(crate) fn check_buckets(bounds: &[f64]) -> Result<Arc<[f64]>, Error> {
+    let bounds = match bounds.split_last() {
+        Some((&last, rest)) if last == f64::INFINITY => rest,
+        _ => bounds,
+    };
+    if let Some(bad) = bounds.iter().find(|b| !b.is_finite()) {
+        return Err(Error::InvalidBuckets(format!(
+            "{bad} is not a finite bound"
+        )));
+    }
+    if let Some(pair) = bounds.windows(2).find(|w| w[0] >= w[1]) {
+        return Err(Error::InvalidBuckets(format!(
+            "{} then {}: bounds must be strictly increasing",
+            pair[0], pair[1]
+        )));
+    }
+    Ok(bounds.into())
+}
+
+/// `count` buckets: `start`, `start + width`, `start + 2 * width`, ...
+///
+/// ```
+/// assert_eq!(promlite::linear_buckets(1.0, 2.0, 3).unwrap(), [1.0, 3.0, 5.0]);
+/// assert!(promlite::linear_buckets(1.0, 0.0, 3).is_err());
+/// ```
+pub fn linear_buckets(start: f64, width: f64, count: usize) -> Result<Vec<f64>, Error> {
+    if !(width > 0.0) || count == 0 {
+        return Err(Error::InvalidBuckets(format!(
+            "linear buckets need a positive width and at least one bucket (width {width}, count {count})"
+        )));
+    }
+    finite_buckets((0..count).map(|i| start + width * i as f64).collect())
+}
+
+/// `count` buckets: `start`, `start * factor`, `start * factor^2`, ...
+///
+/// ```
+/// assert_eq!(promlite::exponential_buckets(0.5, 2.0, 4).unwrap(), [0.5, 1.0, 2.0, 4.0]);
+/// assert!(promlite::exponential_buckets(0.0, 2.0, 4).is_err());
+/// ```
+pub fn exponential_buckets(start: f64, factor: f64, count: usize) -> Result<Vec<f64>, Error> {
+    if !(start > 0.0) || !(factor > 1.0) || count == 0 {
+        return Err(Error::InvalidBuckets(format!(
+            "exponential buckets need start > 0, factor > 1 and at least one bucket (start {start}, factor {factor}, count {count})"
+        )));
+    }
+    finite_buckets((0..count).map(|i| start * factor.powi(i as i32)).collect())
+}
+
+/// The helpers' results must be usable as they are: every bound finite.
+fn finite_buckets(bounds: Vec<f64>) -> Result<Vec<f64>, Error> {
+    match bounds.iter().find(|b| !b.is_finite()) {
+        Some(bad) => Err(Error::InvalidBuckets(format!(
+            "{bad} is not a finite bound"
+        ))),
+        None => check_buckets(&bounds).map(|_| bounds),
+    }
+}
+
+/// How many threads can hold a stripe of their own at once: twice the CPUs the
+/// process may use (so the threads that run at once rarely end up sharing), at
+/// least 2 and at most 16 (each stripe costs a cache line per series).
+static SLOTS: LazyLock<usize> = LazyLock::new(|| {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get() * 2)
+        .clamp(2, 16)
+});
+
+/// Bit `k` set: stripe slot `k` belongs to a live thread.
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+
+/// A thread's stripe slot, given back when the thread ends.
+struct Slot(Cell<Option<Option<usize>>>);
+
+thread_local! {
+    static SLOT: Slot = const { Slot(Cell::new(None)) };
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(Some(k)) = self.0.get() {
+            // Release: the next owner sees everything this thread stored.
+            TAKEN.fetch_and(!(1 << k), Ordering::Release);
+        }
+    }
+}
+
+/// This thread's own stripe, if it has (or can claim) one.
+#[inline]
+fn stripe_slot() -> Option<usize> {
+    SLOT.try_with(|slot| match slot.0.get() {
+        Some(claimed) => claimed,
+        None => {
+            let claimed = claim_slot();
+            slot.0.set(Some(claimed));
+            claimed
+        }
+    })
+    .ok()
+    .flatten()
+}
+
+fn claim_slot() -> Option<usize> {
+    let slots = *SLOTS;
+    let mut taken = TAKEN.load(Ordering::Relaxed);
+    loop {
+        let k = (!taken).trailing_zeros() as usize;
+        if k >= slots {
+            return None;
+        }
+        match TAKEN.compare_exchange_weak(
+            taken,
+            taken | (1 << k),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return Some(k),
+            Err(now) => taken = now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn histogram(bounds: &[f64]) -> Histogram {
+        Histogram::new(check_buckets(bounds).unwrap(), Box::new([]), 0.0)
+    }
+
+    fn buckets(h: &Histogram) -> Vec<u64> {
+        (0..=h.inner.bounds.len())
+            .map(|i| h.inner.bucket_count(i))
+            .collect()
+    }
+
+    #[test]
+    fn observations_land_in_the_first_bucket_that_holds_them() {
+        let h = histogram(&[1.0, 2.0, 5.0, 6.0, 10.0]);
+        for v in [0.5, 1.0, 1.5, 5.0, 5.5, 10.0, 11.0, f64::INFINITY, -3.0] {
+            h.observe(v);
+        }
+        assert_eq!(buckets(&h), [3, 1, 1, 1, 1, 2]);
+        assert_eq!(h.count(), 9);
+        assert_eq!(h.sum(), f64::INFINITY);
+    }
+
+    #[test]
+    fn nan_is_counted_in_inf_but_kept_out_of_the_sum() {
+        let h = histogram(&[1.0]);
+        h.observe(0.5);
+        h.observe(f64::NAN);
+        assert_eq!(buckets(&h), [1, 1]);
+        assert_eq!(h.sum(), 0.5);
+    }
+
+    #[test]
+    fn many_buckets_use_binary_search_with_the_same_rule() {
+        let bounds: Vec<f64> = (1..=40).map(f64::from).collect();
+        let h = histogram(&bounds);
+        for v in [0.0, 1.0, 1.01, 17.0, 40.0, 40.5, f64::NAN] {
+            h.observe(v);
+        }
+        let b = buckets(&h);
+        assert_eq!(b[0], 2); // 0.0 and 1.0
+        assert_eq!(b[1], 1); // 1.01
+        assert_eq!(b[16], 1); // 17.0
+        assert_eq!(b[39], 1); // 40.0
+        assert_eq!(b[40], 2); // 40.5 and NaN
+    }
+
+    #[test]
+    fn buckets_are_validated() {
+        assert!(check_buckets(&[1.0, 2.0]).is_ok());
+        assert_eq!(&*check_buckets(&[1.0, f64::INFINITY]).unwrap(), &[1.0]);
+        assert!(check_buckets(&[]).is_ok());
+        for bad in [
+            &[2.0, 1.0][..],
+            &[1.0, 1.0],
+            &[f64::NAN],
+            &[f64::NEG_INFINITY, 1.0],
+            &[1.0, f64::INFINITY, f64::INFINITY],
+        ] {
+            assert!(
+                matches!(check_buckets(bad), Err(Error::InvalidBuckets(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bucket_helpers() {
+        assert_eq!(linear_buckets(0.0, 0.5, 3).unwrap(), [0.0, 0.5, 1.0]);
+        assert!(linear_buckets(0.0, 1.0, 0).is_err());
+        assert!(linear_buckets(0.0, f64::NAN, 2).is_err());
+        assert_eq!(
+            exponential_buckets(1.0, 10.0, 3).unwrap(),
+            [1.0, 10.0, 100.0]
+        );
+        assert!(exponential_buckets(1.0, 1.0, 3).is_err());
+        assert!(exponential_buckets(1.0, 1e300, 3).is_err()); // overflows to +Inf
+    }
+
+    #[test]
+    fn timer_observes_on_drop_unless_discarded() {
+        let h = histogram(&[0.001, 10.0]);
+        {
+            let _t = h.start_timer();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        h.start_timer().discard();
+        let secs = h.start_timer().observe();
+        assert_eq!(h.count(), 2);
+        assert_eq!(buckets(&h), [1, 1, 0]);
+        assert!(h.sum() >= 0.002 + secs);
+    }
+
+    #[test]
+    fn threads_beyond_the_slots_share_a_stripe_without_losing_counts() {
+        // Far more threads than stripe slots: most of them use the shared stripe.
+        let h = histogram(&[1.0]);
+        let threads = *SLOTS * 4;
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let h = &h;
+                s.spawn(move || {
+                    for i in 0..10_000 {
+                        h.observe(if (i + t) % 2 == 0 { 0.5 } else { 2.0 });
+                    }
+                });
+            }
+        });
+        assert_eq!(h.count(), threads as u64 * 10_000);
+        assert_eq!(
+            buckets(&h),
+            [threads as u64 * 5_000, threads as u64 * 5_000]
+        );
+        assert_eq!(h.sum(), threads as f64 * 5_000.0 * 2.5);
+    }
+
+    #[test]
+    fn slots_are_given_back_when_threads_end() {
+        // Only SLOTS distinct slots exist: if ending threads did not give theirs back,
+        // no more than SLOTS of these short threads, run one after the other, could
+        // get one. (Other tests may hold a few slots for a moment, hence the margin.)
+        let served = (0..200)
+            .filter(|_| std::thread::spawn(stripe_slot).join().unwrap().is_some())
+            .count();
+        assert!(
+            served > *SLOTS * 4,
+            "{served} of 200 threads got a stripe slot"
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! The metric types, one file each, and the labelled families that hold them.
+//!
+//! Every metric is a cheap handle (an `Arc`) around atomics: clone it, keep it,
+//! update it from any thread. The exposition lives apart, in [`crate::encoding`].
+
+pub(crate) mod counter;
+pub(crate) mod family;
+pub(crate) mod gauge;
+pub(crate) mod histogram;
+
+use crate::Error;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The kind of a metric family, as written on its `# TYPE` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricType {
+    /// A value that only goes up (and resets when the process restarts).
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// Observations counted in cumulative buckets, with their sum and count.
+    Histogram,
+}
+
+impl MetricType {
+    /// The word on the `# TYPE` line (the same in both formats).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+        }
+    }
+}
+
+/// Checks a metric name against the Prometheus rule `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub(crate) fn check_metric_name(name: &str) -> Result<(), Error> {
+    let valid = name.bytes().enumerate().all(|(i, b)| {
+        b.is_ascii_alphabetic() || b == b'_' || b == b':' || (i > 0 && b.is_ascii_digit())
+    });
+    if valid && !name.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidMetricName(name.to_owned()))
+    }
+}
+
+/// Checks the label names of a family: the Prometheus rule `[a-zA-Z_][a-zA-Z0-9_]*`,
+/// no `__` prefix (reserved for Prometheus itself), no name twice, and none of the
+/// names the library writes itself for this type (`le` and `quantile` on histograms).
+pub(crate) fn check_label_names(kind: MetricType, names: &[&str]) -> Result<(), Error> {
+    for (i, name) in names.iter().enumerate() {
+        let valid = !name.is_empty()
+            && name.bytes().enumerate().all(|(j, b)| {
+                b.is_ascii_alphabetic() || b == b'_' || (j > 0 && b.is_ascii_digit())
+            });
+        if !valid {
+            return Err(Error::InvalidLabelName((*name).to_owned()));
+        }
+        let reserved = name.starts_with("__")
+            || (kind == MetricType::Histogram && (*name == "le" || *name == "quantile"));
+        if reserved {
+            return Err(Error::ReservedLabelName((*name).to_owned()));
+        }
+        if names[..i].contains(name) {
+            return Err(Error::DuplicateLabelName((*name).to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// Seconds since the Unix epoch, with fraction: the value of `_created` samples.
+pub(crate) fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_follow_the_prometheus_rule() {
+        for ok in [
+            "a",
+            "_a",
+            ":a",
+            "a:b_c9",
+            "slpocapp_request_operations_total",
+        ] {
+            assert_eq!(check_metric_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "9a", "a-b", "a b", "é", "a.b", "a{b}"] {
+            assert_eq!(
+                check_metric_name(bad),
+                Err(Error::InvalidMetricName(bad.to_owned())),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn label_names_follow_the_prometheus_rule() {
+        assert_eq!(
+            check_label_names(MetricType::Counter, &["namespace", "pod", "_x1"]),
+            Ok(())
+        );
+        for bad in ["", "1a", "a:b", "a-b", "ñ"] {
+            assert_eq!(
+                check_label_names(MetricType::Counter, &[bad]),
+                Err(Error::InvalidLabelName(bad.to_owned()))
+            );
+        }
+    }
+
+    #[test]
+    fn reserved_and_duplicate_label_names_are_refused() {
+        let reserved =
+            |k, n: &str| check_label_names(k, &[n]) == Err(Error::ReservedLabelName(n.to_owned()));
+        assert!(reserved(MetricType::Counter, "__name__"));
+        assert!(reserved(MetricType::Gauge, "__x"));
+        assert!(reserved(MetricType::Histogram, "le"));
+        assert!(reserved(MetricType::Histogram, "quantile"));
+        // Outside histograms `le` and `quantile` are ordinary names.
+        assert_eq!(
+            check_label_names(MetricType::Counter, &["le", "quantile"]),
+            Ok(())
+        );
+        assert_eq!(
+            check_label_names(MetricType::Gauge, &["a", "b", "a"]),
+            Err(Error::DuplicateLabelName("a".to_owned()))
+        );
+    }
+}

@@ -1,0 +1,483 @@
+//! [`Registry`]: the metric families a scrape exposes.
+
+use crate::Error;
+use crate::encoding::Samples;
+use crate::metrics::counter::Counter;
+use crate::metrics::family::{Family, FamilyCore, Series};
+use crate::metrics::gauge::Gauge;
+use crate::metrics::histogram::{Buckets, Histogram};
+use crate::metrics::{MetricType, check_label_names, check_metric_name};
+use std::fmt;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+
+/// A set of metric families, exposed together in registration order.
+///
+/// Most programs use the process-wide [`default_registry`]; libraries and tests
+/// can make their own. Every registration checks the name, the label names and
+/// that no sample name collides with one already registered.
+///
+/// ```
+/// use promlite::{Format, Registry};
+///
+/// let registry = Registry::new();
+/// let up = registry.gauge("up", "Whether the service is up.").unwrap();
+/// up.set(1.0);
+/// let mut buf = Vec::new();
+/// promlite::encode(&registry, Format::Text, &mut buf);
+/// assert_eq!(
+///     String::from_utf8(buf).unwrap(),
+///     "# HELP up Whether the service is up.\n# TYPE up gauge\nup 1\n"
+/// );
+/// assert!(registry.gauge("up", "Again.").is_err()); // already registered
+/// ```
+#[derive(Default)]
+pub struct Registry {
+    pub(crate) entries: RwLock<Vec<Entry>>,
+}
+
+/// One registered family.
+pub(crate) enum Entry {
+    Counter(Arc<FamilyCore<Counter>>),
+    Gauge(Arc<FamilyCore<Gauge>>),
+    Histogram(Arc<FamilyCore<Histogram>>),
+    Collector(Arc<Collector>),
+}
+
+/// The signature of a collector's closure.
+type CollectFn = dyn Fn(&mut Samples<'_>) + Send + Sync;
+
+/// A family whose samples a closure yields at scrape time.
+pub(crate) struct Collector {
+    pub(crate) name: String,
+    pub(crate) help: String,
+    pub(crate) kind: MetricType,
+    pub(crate) label_names: Box<[Box<str>]>,
+    pub(crate) collect: Box<CollectFn>,
+}
+
+impl Entry {
+    /// The name on the text format's `# TYPE` line.
+    fn name(&self) -> &str {
+        match self {
+            Entry::Counter(f) => &f.name,
+            Entry::Gauge(f) => &f.name,
+            Entry::Histogram(f) => &f.name,
+            Entry::Collector(c) => &c.name,
+        }
+    }
+
+    fn kind(&self) -> MetricType {
+        match self {
+            Entry::Counter(_) => MetricType::Counter,
+            Entry::Gauge(_) => MetricType::Gauge,
+            Entry::Histogram(_) => MetricType::Histogram,
+            Entry::Collector(c) => c.kind,
+        }
+    }
+}
+
+/// The name a family is exposed under: counters always end in `_total` (added
+/// when missing, never doubled), other types keep the name they were given.
+fn exposed_name(kind: MetricType, name: &str) -> String {
+    if kind == MetricType::Counter && !name.ends_with("_total") {
+        format!("{name}_total")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// Every name a family occupies in either format: its family names and the
+/// names of all the samples it writes. Two families may not share one.
+fn claimed_names(kind: MetricType, exposed: &str) -> Vec<String> {
+    match kind {
+        MetricType::Counter => {
+            let base = exposed.strip_suffix("_total").unwrap_or(exposed);
+            vec![
+                base.to_owned(),
+                exposed.to_owned(),
+                format!("{base}_created"),
+            ]
+        }
+        MetricType::Gauge => vec![exposed.to_owned()],
+        MetricType::Histogram => ["", "_bucket", "_count", "_sum", "_created"]
+            .iter()
+            .map(|suffix| format!("{exposed}{suffix}"))
+            .collect(),
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Registers a counter without labels. A missing `_total` suffix is added
+    /// to the exposed name.
+    pub fn counter(&self, name: &str, help: &str) -> Result<Counter, Error> {
+        self.counter_family(name, help, &[])?.with_labels(&[])
+    }
+
+    /// Registers a counter family with these label names.
+    pub fn counter_family(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+    ) -> Result<Family<Counter>, Error> {
+        self.add_family(
+            MetricType::Counter,
+            name,
+            help,
+            label_names,
+            (),
+            Entry::Counter,
+        )
+    }
+
+    /// Registers a gauge without labels.
+    pub fn gauge(&self, name: &str, help: &str) -> Result<Gauge, Error> {
+        self.gauge_family(name, help, &[])?.with_labels(&[])
+    }
+
+    /// Registers a gauge family with these label names.
+    pub fn gauge_family(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+    ) -> Result<Family<Gauge>, Error> {
+        self.add_family(MetricType::Gauge, name, help, label_names, (), Entry::Gauge)
+    }
+
+    /// Registers a histogram without labels, with these bucket upper bounds
+    /// (finite, strictly increasing; `+Inf` is implicit). See [`DEFAULT_BUCKETS`](crate::DEFAULT_BUCKETS),
+    /// [`linear_buckets`](crate::linear_buckets) and [`exponential_buckets`](crate::exponential_buckets).
+    pub fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Result<Histogram, Error> {
+        self.histogram_family(name, help, &[], buckets)?
+            .with_labels(&[])
+    }
+
+    /// Registers a histogram family with these label names and bucket upper bounds.
+    pub fn histogram_family(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+        buckets: &[f64],
+    ) -> Result<Family<Histogram>, Error> {
+        let buckets = Buckets::new(buckets)?;
+        self.add_family(
+            MetricType::Histogram,
+            name,
+            help,
+            label_names,
+            buckets,
+            Entry::Histogram,
+        )
+    }
+
+    /// Registers a gauge family whose samples `collect` yields at every scrape,
+    /// for values that live elsewhere. The closure pushes label values and a value
+    /// into the [`Samples`] it is given.
+    ///
+    /// ```
+    /// let registry = promlite::Registry::new();
+    /// registry
+    ///     .gauge_collector("queue_length", "Jobs waiting.", &["queue"], |samples| {
+    ///         samples.push(&["fast"], 3.0).unwrap();
+    ///         samples.push(&["slow"], 12.0).unwrap();
+    ///     })
+    ///     .unwrap();
+    /// let mut buf = Vec::new();
+    /// promlite::encode_text(&registry, &mut buf);
+    /// assert!(String::from_utf8(buf).unwrap().contains("queue_length{queue=\"slow\"} 12\n"));
+    /// ```
+    pub fn gauge_collector<F>(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+        collect: F,
+    ) -> Result<(), Error>
+    where
+        F: Fn(&mut Samples<'_>) + Send + Sync + 'static,
+    {
+        self.add_collector(
+            MetricType::Gauge,
+            name,
+            help,
+            label_names,
+            Box::new(collect),
+        )
+    }
+
+    /// Registers a counter family whose samples `collect` yields at every scrape
+    /// (a negative or NaN value is refused by [`Samples::push`]).
+    pub fn counter_collector<F>(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+        collect: F,
+    ) -> Result<(), Error>
+    where
+        F: Fn(&mut Samples<'_>) + Send + Sync + 'static,
+    {
+        self.add_collector(
+            MetricType::Counter,
+            name,
+            help,
+            label_names,
+            Box::new(collect),
+        )
+    }
+
+    /// Registers a gauge without labels whose value `value` returns at scrape time.
+    pub fn gauge_fn<F>(&self, name: &str, help: &str, value: F) -> Result<(), Error>
+    where
+        F: Fn() -> f64 + Send + Sync + 'static,
+    {
+        self.gauge_collector(name, help, &[], move |s| {
+            let _ = s.push(&[], value());
+        })
+    }
+
+    /// Registers a counter without labels whose value `value` returns at scrape
+    /// time (a negative or NaN value is left out of the scrape).
+    pub fn counter_fn<F>(&self, name: &str, help: &str, value: F) -> Result<(), Error>
+    where
+        F: Fn() -> f64 + Send + Sync + 'static,
+    {
+        self.counter_collector(name, help, &[], move |s| {
+            let _ = s.push(&[], value());
+        })
+    }
+
+    /// Removes the family registered under `name` (for a counter, with or without
+    /// `_total`); returns whether there was one. Handles to it keep working but
+    /// are no longer exposed.
+    pub fn unregister(&self, name: &str) -> bool {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        let before = entries.len();
+        entries.retain(|e| e.name() != exposed_name(e.kind(), name));
+        entries.len() != before
+    }
+
+    /// How many families are registered.
+    pub fn len(&self) -> usize {
+        self.entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no family is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn add_collector(
+        &self,
+        kind: MetricType,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+        collect: Box<CollectFn>,
+    ) -> Result<(), Error> {
+        self.register(kind, name, label_names, |exposed| {
+            Entry::Collector(Arc::new(Collector {
+                name: exposed,
+                help: help.to_owned(),
+                kind,
+                label_names: label_names.iter().map(|&n| n.into()).collect(),
+                collect,
+            }))
+        })
+    }
+
+    fn add_family<M: Series>(
+        &self,
+        kind: MetricType,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+        config: M::Config,
+        wrap: fn(Arc<FamilyCore<M>>) -> Entry,
+    ) -> Result<Family<M>, Error> {
+        let mut family = None;
+        self.register(kind, name, label_names, |exposed| {
+            let f = Family::from_core(FamilyCore::new(
+                exposed,
+                help.to_owned(),
+                label_names,
+                config,
+            ));
+            let entry = wrap(Arc::clone(&f.core));
+            family = Some(f);
+            entry
+        })?;
+        family.ok_or_else(|| Error::AlreadyRegistered(name.to_owned()))
+    }
+
+    /// Validates, checks for clashes, and adds the entry `make` builds from the
+    /// exposed name.
+    fn register(
+        &self,
+        kind: MetricType,
+        name: &str,
+        label_names: &[&str],
+        make: impl FnOnce(String) -> Entry,
+    ) -> Result<(), Error> {
+        check_metric_name(name)?;
+        check_label_names(kind, label_names)?;
+        let exposed = exposed_name(kind, name);
+        let claims = claimed_names(kind, &exposed);
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        for entry in entries.iter() {
+            let theirs = claimed_names(entry.kind(), entry.name());
+            if let Some(clash) = claims.iter().find(|c| theirs.contains(c)) {
+                return Err(Error::AlreadyRegistered(clash.clone()));
+            }
+        }
+        entries.push(make(exposed));
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        f.debug_list()
+            .entries(entries.iter().map(Entry::name))
+            .finish()
+    }
+}
+
+static DEFAULT: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+/// The process-wide registry, for programs that need only one.
+///
+/// ```
+/// let hits = promlite::default_registry()
+///     .counter("doc_example_hits_total", "Hits.")
+///     .unwrap();
+/// hits.inc();
+/// ```
+pub fn default_registry() -> &'static Registry {
+    &DEFAULT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_names_get_total_once() {
+        let r = Registry::new();
+        r.counter("a", "").unwrap();
+        r.counter("b_total", "").unwrap();
+        let names: Vec<String> = r
+            .entries
+            .read()
+            .unwrap()
+            .iter()
+            .map(|e| e.name().to_owned())
+            .collect();
+        assert_eq!(names, ["a_total", "b_total"]);
+    }
+
+    #[test]
+    fn clashing_names_are_refused() {
+        let r = Registry::new();
+        r.counter("requests_total", "").unwrap();
+        for (kind, name) in [
+            (MetricType::Counter, "requests_total"),
+            (MetricType::Counter, "requests"), // the same exposed name
+            (MetricType::Gauge, "requests_total"),
+            (MetricType::Gauge, "requests"), // the OpenMetrics family name
+            (MetricType::Gauge, "requests_created"),
+        ] {
+            let err = r.register(kind, name, &[], |_| unreachable!()).unwrap_err();
+            assert!(matches!(err, Error::AlreadyRegistered(_)), "{name}");
+        }
+        r.histogram("latency_seconds", "", &[1.0]).unwrap();
+        for name in [
+            "latency_seconds_count",
+            "latency_seconds_bucket",
+            "latency_seconds_sum",
+        ] {
+            assert!(
+                matches!(r.gauge(name, ""), Err(Error::AlreadyRegistered(_))),
+                "{name}"
+            );
+        }
+        assert!(matches!(
+            r.counter("latency_seconds_count", ""),
+            Err(Error::AlreadyRegistered(_))
+        ));
+        // Names that only share a prefix are fine.
+        r.gauge("requests_in_flight", "").unwrap();
+        r.gauge("latency", "").unwrap();
+        assert_eq!(r.len(), 4);
+    }
+
+    #[test]
+    fn every_kind_of_bad_declaration_is_an_error() {
+        let r = Registry::new();
+        assert!(matches!(
+            r.counter("bad name", ""),
+            Err(Error::InvalidMetricName(_))
+        ));
+        assert!(matches!(
+            r.gauge_family("g", "", &["bad-label"]),
+            Err(Error::InvalidLabelName(_))
+        ));
+        assert!(matches!(
+            r.gauge_family("g", "", &["__reserved"]),
+            Err(Error::ReservedLabelName(_))
+        ));
+        assert!(matches!(
+            r.histogram_family("h", "", &["le"], &[1.0]),
+            Err(Error::ReservedLabelName(_))
+        ));
+        assert!(matches!(
+            r.histogram_family("h", "", &["quantile"], &[1.0]),
+            Err(Error::ReservedLabelName(_))
+        ));
+        assert!(matches!(
+            r.histogram("h", "", &[2.0, 1.0]),
+            Err(Error::InvalidBuckets(_))
+        ));
+        assert!(matches!(
+            r.counter_family("c", "", &["a", "a"]),
+            Err(Error::DuplicateLabelName(_))
+        ));
+        assert!(r.is_empty(), "nothing half-registered");
+    }
+
+    #[test]
+    fn unregister_frees_the_name() {
+        let r = Registry::new();
+        let c = r.counter("jobs_total", "").unwrap();
+        assert!(r.unregister("jobs"));
+        assert!(!r.unregister("jobs_total"));
+        c.inc(); // the handle still works
+        r.gauge("jobs_total", "").unwrap();
+        assert!(r.unregister("jobs_total"));
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn default_registry_is_one_registry() {
+        default_registry()
+            .gauge("registry_test_default", "")
+            .unwrap();
+        assert!(
+            default_registry()
+                .gauge("registry_test_default", "")
+                .is_err()
+        );
+        assert!(default_registry().unregister("registry_test_default"));
+    }
+}
