@@ -17,7 +17,7 @@ use crate::metrics::counter::Counter;
 use crate::metrics::family::{FamilyCore, Series, split_labels};
 use crate::metrics::histogram::Histogram;
 use crate::registry::{Entry, Registry};
-use number::{write_count, write_float};
+use number::{write_count, write_float, write_uint};
 use std::io;
 use std::ops::Range;
 use std::sync::PoisonError;
@@ -168,7 +168,7 @@ impl Samples<'_> {
                 got: label_values.len(),
             });
         }
-        if self.kind == MetricType::Counter && !(value >= 0.0) {
+        if self.kind == MetricType::Counter && (value.is_nan() || value < 0.0) {
             return Err(Error::InvalidIncrement(value));
         }
         self.out.buf.extend_from_slice(self.name.as_bytes());
@@ -259,6 +259,23 @@ impl Writer<'_> {
         self.buf.push(b'\n');
     }
 
+    /// A time in milliseconds, written in seconds with up to three decimals.
+    fn millis(&mut self, ms: u64) {
+        write_uint(self.buf, ms / 1000);
+        let fraction = ms % 1000;
+        if fraction != 0 {
+            let digits = [
+                b'.',
+                b'0' + (fraction / 100) as u8,
+                b'0' + (fraction / 10 % 10) as u8,
+                b'0' + (fraction % 10) as u8,
+            ];
+            let trailing_zeros = digits.iter().rev().take_while(|&&d| d == b'0').count();
+            self.buf.extend_from_slice(&digits[..4 - trailing_zeros]);
+        }
+        self.buf.push(b'\n');
+    }
+
     fn count(&mut self, n: u64) {
         write_count(self.buf, n);
         self.buf.push(b'\n');
@@ -272,7 +289,7 @@ impl Writer<'_> {
         series: &M,
     ) -> Range<usize> {
         self.buf.extend_from_slice(name.as_bytes());
-        let labels = split_labels(series.labels(), family.label_names.len());
+        let labels = split_labels(series.key().labels(), family.label_names.len());
         self.labels(&family.label_names, labels)
     }
 
@@ -291,7 +308,7 @@ impl Writer<'_> {
             if self.openmetrics {
                 self.sample_start(base, "_created", &labels);
                 self.close_labels(&labels);
-                self.value(counter.inner.created);
+                self.millis(counter.inner.key.created_millis());
             }
         });
     }
@@ -323,7 +340,7 @@ impl Writer<'_> {
                 if i == 0 {
                     self.buf.extend_from_slice(name.as_bytes());
                     self.buf.extend_from_slice(b"_bucket");
-                    let values = split_labels(&series.labels, family.label_names.len());
+                    let values = split_labels(series.key.labels(), family.label_names.len());
                     labels = self.labels(&family.label_names, values);
                 } else {
                     self.sample_start(name, "_bucket", &labels);
@@ -347,7 +364,7 @@ impl Writer<'_> {
             if self.openmetrics {
                 self.sample_start(name, "_created", &labels);
                 self.close_labels(&labels);
-                self.value(series.created);
+                self.millis(series.key.created_millis());
             }
         });
     }

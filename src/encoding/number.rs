@@ -61,6 +61,24 @@ pub(crate) fn write_count(buf: &mut Vec<u8>, n: u64) {
         return;
     }
     let mut digits = [0u8; 20];
+    let digits = decimal(&mut digits, n);
+    if digits.len() <= 6 {
+        buf.extend_from_slice(digits);
+    } else {
+        let exp = digits.len() as i32 - 1;
+        let significant = digits.len() - digits.iter().rev().take_while(|&&d| d == b'0').count();
+        write_digits(buf, &digits[..significant], exp);
+    }
+}
+
+/// Appends `n` in plain decimal digits.
+pub(crate) fn write_uint(buf: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    buf.extend_from_slice(decimal(&mut digits, n));
+}
+
+/// Writes the decimal digits of `n` at the end of `digits` and returns them.
+fn decimal(digits: &mut [u8; 20], n: u64) -> &[u8] {
     let mut start = digits.len();
     let mut rest = n;
     loop {
@@ -71,14 +89,7 @@ pub(crate) fn write_count(buf: &mut Vec<u8>, n: u64) {
             break;
         }
     }
-    let digits = &digits[start..];
-    if digits.len() <= 6 {
-        buf.extend_from_slice(digits);
-    } else {
-        let exp = digits.len() as i32 - 1;
-        let significant = digits.len() - digits.iter().rev().take_while(|&&d| d == b'0').count();
-        write_digits(buf, &digits[..significant], exp);
-    }
+    &digits[start..]
 }
 
 /// Appends a finite, non-integral (or huge) `v`, taking its shortest digits from

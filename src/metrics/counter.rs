@@ -1,6 +1,7 @@
 //! [`Counter`]: a value that only goes up.
 
 use crate::Error;
+use crate::metrics::family::SeriesKey;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -29,20 +30,17 @@ pub(crate) struct CounterSeries {
     whole: AtomicU64,
     /// Fractional increments, as `f64` bits, added with a compare-and-swap loop.
     fraction: AtomicU64,
-    /// When the series was created (seconds since the Unix epoch), for `_created`.
-    pub(crate) created: f64,
-    /// The label values, joined by 0xFF (a byte UTF-8 never uses); see `family.rs`.
-    pub(crate) labels: Box<[u8]>,
+    /// The label values and the creation time; see `family.rs`.
+    pub(crate) key: SeriesKey,
 }
 
 impl Counter {
-    pub(crate) fn new(labels: Box<[u8]>, created: f64) -> Counter {
+    pub(crate) fn new(key: SeriesKey) -> Counter {
         Counter {
             inner: Arc::new(CounterSeries {
                 whole: AtomicU64::new(0),
                 fraction: AtomicU64::new(0f64.to_bits()),
-                created,
-                labels,
+                key,
             }),
         }
     }
@@ -93,7 +91,7 @@ mod tests {
 
     #[test]
     fn whole_and_fractional_increments_add_up() {
-        let c = Counter::new(Box::new([]), 0.0);
+        let c = Counter::new(SeriesKey::new(&[], 0));
         c.inc();
         c.inc_by(2.0).unwrap();
         c.inc_by(0.25).unwrap();
@@ -104,7 +102,7 @@ mod tests {
 
     #[test]
     fn bad_increments_are_refused_and_change_nothing() {
-        let c = Counter::new(Box::new([]), 0.0);
+        let c = Counter::new(SeriesKey::new(&[], 0));
         c.inc();
         for bad in [-1.0, -0.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             let err = c.inc_by(bad).unwrap_err();
@@ -115,7 +113,7 @@ mod tests {
 
     #[test]
     fn huge_whole_increments_keep_going_up() {
-        let c = Counter::new(Box::new([]), 0.0);
+        let c = Counter::new(SeriesKey::new(&[], 0));
         c.inc_by(1e18).unwrap(); // beyond the integer fast path: goes to the float cell
         c.inc_by(1e17).unwrap(); // integer cell
         assert_eq!(c.get(), 1.1e18);
@@ -125,7 +123,7 @@ mod tests {
     fn concurrent_increments_are_all_counted() {
         const THREADS: u64 = 8;
         const PER_THREAD: u64 = 100_000;
-        let c = Counter::new(Box::new([]), 0.0);
+        let c = Counter::new(SeriesKey::new(&[], 0));
         std::thread::scope(|s| {
             for _ in 0..THREADS {
                 s.spawn(|| {

@@ -18,7 +18,7 @@ use crate::Error;
 use crate::metrics::counter::Counter;
 use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::Histogram;
-use crate::metrics::unix_now;
+use crate::metrics::unix_now_millis;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -71,9 +71,9 @@ pub trait Series: Clone + sealed::Sealed {
     #[doc(hidden)]
     type Config: std::fmt::Debug + Send + Sync;
     #[doc(hidden)]
-    fn create(config: &Self::Config, labels: Box<[u8]>) -> Self;
+    fn create(config: &Self::Config, key: SeriesKey) -> Self;
     #[doc(hidden)]
-    fn labels(&self) -> &[u8];
+    fn key(&self) -> &SeriesKey;
 }
 
 mod sealed {
@@ -85,31 +85,31 @@ mod sealed {
 
 impl Series for Counter {
     type Config = ();
-    fn create(_: &(), labels: Box<[u8]>) -> Self {
-        Counter::new(labels, unix_now())
+    fn create(_: &(), key: SeriesKey) -> Self {
+        Counter::new(key)
     }
-    fn labels(&self) -> &[u8] {
-        &self.inner.labels
+    fn key(&self) -> &SeriesKey {
+        &self.inner.key
     }
 }
 
 impl Series for Gauge {
     type Config = ();
-    fn create(_: &(), labels: Box<[u8]>) -> Self {
-        Gauge::new(labels)
+    fn create(_: &(), key: SeriesKey) -> Self {
+        Gauge::new(key)
     }
-    fn labels(&self) -> &[u8] {
-        &self.inner.labels
+    fn key(&self) -> &SeriesKey {
+        &self.inner.key
     }
 }
 
 impl Series for Histogram {
     type Config = crate::metrics::histogram::Buckets;
-    fn create(config: &Self::Config, labels: Box<[u8]>) -> Self {
-        Histogram::new(Arc::clone(&config.bounds), labels, unix_now())
+    fn create(config: &Self::Config, key: SeriesKey) -> Self {
+        Histogram::new(Arc::clone(&config.bounds), key)
     }
-    fn labels(&self) -> &[u8] {
-        &self.inner.labels
+    fn key(&self) -> &SeriesKey {
+        &self.inner.key
     }
 }
 
@@ -121,19 +121,25 @@ pub(crate) struct FamilyCore<M: Series> {
     pub(crate) help: String,
     pub(crate) label_names: Box<[Box<str>]>,
     pub(crate) config: M::Config,
+    /// Random per family, so that label values chosen by an attacker cannot be
+    /// made to collide (the cardinality limit bounds the damage anyway).
+    seed: [u64; 2],
     limit: AtomicUsize,
     table: RwLock<SeriesTable<M>>,
 }
 
 impl<M: Series> FamilyCore<M> {
     pub(crate) fn new(name: String, help: String, label_names: &[&str], config: M::Config) -> Self {
+        let state = RandomState::new();
+        let seed = [state.hash_one(1u8), state.hash_one(2u8) | 1];
         FamilyCore {
             name,
             help,
             label_names: label_names.iter().map(|&n| n.into()).collect(),
             config,
+            seed,
             limit: AtomicUsize::new(DEFAULT_SERIES_LIMIT),
-            table: RwLock::new(SeriesTable::new(label_names.len())),
+            table: RwLock::new(SeriesTable::new(label_names.len(), seed)),
         }
     }
 
@@ -152,11 +158,22 @@ impl<M: Series> Family<M> {
     }
 
     /// The series for these label values (in the order of the label names),
-    /// created at zero the first time.
+    /// created at zero the first time. Keep the handle: updates through it are
+    /// only an atomic. For a one-off update, [`inc`](Family::inc),
+    /// [`set`](Family::set) and [`observe`](Family::observe) skip the handle.
     ///
     /// Fails with [`Error::LabelCount`] if the number of values is wrong, and with
     /// [`Error::CardinalityLimit`] if the series is new and the family is full.
     pub fn with_labels(&self, values: &[&str]) -> Result<M, Error> {
+        self.apply(values, M::clone)
+    }
+
+    /// Runs `f` on the series for these values (creating it if needed) while the
+    /// table is locked for reading, so no handle is cloned. `f` is the crate's own
+    /// code, never the caller's: a caller's closure could ask for a new series of
+    /// the same family and deadlock on the lock.
+    #[inline]
+    fn apply<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<R, Error> {
         let core = &*self.core;
         if values.len() != core.label_names.len() {
             return Err(Error::LabelCount {
@@ -165,17 +182,17 @@ impl<M: Series> Family<M> {
                 got: values.len(),
             });
         }
-        let read = core.table.read().unwrap_or_else(PoisonError::into_inner);
-        let hash = read.hash(values);
-        if let Some((_, i)) = read.find(hash, values) {
-            return Ok(read.entries[i].clone());
+        let hash = hash_parts(core.seed, values.iter().map(|v| v.as_bytes()));
+        {
+            let table = core.table.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some((_, i)) = table.find(hash, values) {
+                return Ok(f(&table.entries[i]));
+            }
         }
-        drop(read);
-
         let mut table = core.table.write().unwrap_or_else(PoisonError::into_inner);
         // Another thread may have created it between the two locks.
         if let Some((_, i)) = table.find(hash, values) {
-            return Ok(table.entries[i].clone());
+            return Ok(f(&table.entries[i]));
         }
         let limit = core.limit.load(Relaxed);
         if table.entries.len() >= limit {
@@ -184,9 +201,10 @@ impl<M: Series> Family<M> {
                 limit,
             });
         }
-        let series = M::create(&core.config, join_values(values));
-        table.insert(hash, series.clone());
-        Ok(series)
+        let series = M::create(&core.config, SeriesKey::new(values, unix_now_millis()));
+        let result = f(&series);
+        table.insert(hash, series);
+        Ok(result)
     }
 
     /// Removes the series with these label values; returns whether it existed.
@@ -200,7 +218,7 @@ impl<M: Series> Family<M> {
             .table
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let hash = table.hash(values);
+        let hash = hash_parts(self.core.seed, values.iter().map(|v| v.as_bytes()));
         table.remove(hash, values)
     }
 
@@ -211,7 +229,7 @@ impl<M: Series> Family<M> {
             .table
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        *table = SeriesTable::new(self.core.label_names.len());
+        *table = SeriesTable::new(self.core.label_names.len(), self.core.seed);
     }
 
     /// How many series the family holds.
@@ -241,28 +259,112 @@ impl<M: Series> Family<M> {
     }
 }
 
-fn join_values(values: &[&str]) -> Box<[u8]> {
-    let len = values
-        .iter()
-        .map(|v| v.len() + 1)
-        .sum::<usize>()
-        .saturating_sub(1);
-    let mut key = Vec::with_capacity(len);
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            key.push(SEPARATOR);
-        }
-        key.extend_from_slice(v.as_bytes());
+impl Family<Counter> {
+    /// Adds one to the series for these label values, creating it if needed,
+    /// without cloning its handle: the cheapest one-off update.
+    ///
+    /// ```
+    /// let registry = promlite::Registry::new();
+    /// let hits = registry.counter_family("hits_total", "Hits.", &["path"]).unwrap();
+    /// hits.inc(&["/"]).unwrap();
+    /// hits.inc(&["/"]).unwrap();
+    /// assert_eq!(hits.with_labels(&["/"]).unwrap().get(), 2.0);
+    /// ```
+    #[inline]
+    pub fn inc(&self, values: &[&str]) -> Result<(), Error> {
+        self.apply(values, Counter::inc)
     }
-    key.into_boxed_slice()
+
+    /// Adds `v` to the series for these label values; see [`Counter::inc_by`].
+    pub fn inc_by(&self, values: &[&str], v: f64) -> Result<(), Error> {
+        self.apply(values, |c| c.inc_by(v))?
+    }
 }
 
-/// Splits a stored key back into its label values, `count` of them.
-pub(crate) fn split_labels(key: &[u8], count: usize) -> impl Iterator<Item = &[u8]> {
-    key.split(|&b| b == SEPARATOR).take(count)
+impl Family<Gauge> {
+    /// Sets the series for these label values, creating it if needed.
+    ///
+    /// ```
+    /// let registry = promlite::Registry::new();
+    /// let temperature = registry.gauge_family("temperature_celsius", "Temperature.", &["room"]).unwrap();
+    /// temperature.set(&["kitchen"], 21.5).unwrap();
+    /// assert_eq!(temperature.with_labels(&["kitchen"]).unwrap().get(), 21.5);
+    /// ```
+    pub fn set(&self, values: &[&str], v: f64) -> Result<(), Error> {
+        self.apply(values, |g| g.set(v))
+    }
+
+    /// Adds `v` (which may be negative) to the series for these label values.
+    pub fn add(&self, values: &[&str], v: f64) -> Result<(), Error> {
+        self.apply(values, |g| g.add(v))
+    }
+}
+
+impl Family<Histogram> {
+    /// Observes `v` in the series for these label values, creating it if needed.
+    ///
+    /// ```
+    /// let registry = promlite::Registry::new();
+    /// let latency = registry
+    ///     .histogram_family("latency_seconds", "Latency.", &["path"], &promlite::DEFAULT_BUCKETS)
+    ///     .unwrap();
+    /// latency.observe(&["/"], 0.02).unwrap();
+    /// assert_eq!(latency.with_labels(&["/"]).unwrap().count(), 1);
+    /// ```
+    #[inline]
+    pub fn observe(&self, values: &[&str], v: f64) -> Result<(), Error> {
+        self.apply(values, |h| h.observe(v))
+    }
+}
+
+/// What identifies a series, in one allocation: the time it was created (6 bytes,
+/// milliseconds since the Unix epoch, enough until the year 10889), then its label
+/// values joined by 0xFF. Keeping the creation time here rather than in a field
+/// of its own saves the padding it would cost (about 10 bytes per series).
+#[derive(Debug)]
+pub struct SeriesKey(Box<[u8]>);
+
+const CREATED_BYTES: usize = 6;
+
+impl SeriesKey {
+    pub(crate) fn new(values: &[&str], created_millis: u64) -> SeriesKey {
+        let len = values
+            .iter()
+            .map(|v| v.len() + 1)
+            .sum::<usize>()
+            .saturating_sub(1);
+        let mut key = Vec::with_capacity(CREATED_BYTES + len);
+        key.extend_from_slice(&created_millis.to_le_bytes()[..CREATED_BYTES]);
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                key.push(SEPARATOR);
+            }
+            key.extend_from_slice(v.as_bytes());
+        }
+        SeriesKey(key.into_boxed_slice())
+    }
+
+    /// The label values, joined by 0xFF.
+    #[inline]
+    pub(crate) fn labels(&self) -> &[u8] {
+        &self.0[CREATED_BYTES..]
+    }
+
+    /// When the series was created, in milliseconds since the Unix epoch.
+    pub(crate) fn created_millis(&self) -> u64 {
+        let mut bytes = [0u8; 8];
+        bytes[..CREATED_BYTES].copy_from_slice(&self.0[..CREATED_BYTES]);
+        u64::from_le_bytes(bytes)
+    }
+}
+
+/// Splits joined label values back into `count` values.
+pub(crate) fn split_labels(labels: &[u8], count: usize) -> impl Iterator<Item = &[u8]> {
+    labels.split(|&b| b == SEPARATOR).take(count)
 }
 
 /// Whether a stored key holds exactly these values.
+#[inline]
 fn key_matches(key: &[u8], values: &[&str]) -> bool {
     let mut rest = key;
     for (i, v) in values.iter().enumerate() {
@@ -272,12 +374,32 @@ fn key_matches(key: &[u8], values: &[&str]) -> bool {
                 _ => return false,
             }
         }
-        match rest.strip_prefix(v.as_bytes()) {
-            Some(tail) => rest = tail,
-            None => return false,
+        let v = v.as_bytes();
+        if rest.len() < v.len() || !same_bytes(&rest[..v.len()], v) {
+            return false;
         }
+        rest = &rest[v.len()..];
     }
     rest.is_empty()
+}
+
+/// `a == b` for slices of the same length, inlined: label values are short, and a
+/// call to `memcmp` per value cost a third of a lookup.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if read_u64(&a[i..]) != read_u64(&b[i..]) {
+                return false;
+            }
+            i += 8;
+        }
+        read_u64(&a[n - 8..]) == read_u64(&b[n - 8..])
+    } else {
+        words(a) == words(b)
+    }
 }
 
 /// The series of a family and their index.
@@ -289,24 +411,18 @@ struct SeriesTable<M> {
     /// Open addressing with linear probing: 0 is empty, `i + 1` points at `entries[i]`.
     /// The length is a power of two, at most three quarters full.
     slots: Vec<u32>,
-    /// Random per table, so that label values chosen by an attacker cannot be made
-    /// to collide (the cardinality limit bounds the damage anyway).
+    /// The family's hash seed.
     seed: [u64; 2],
 }
 
 impl<M: Series> SeriesTable<M> {
-    fn new(label_count: usize) -> Self {
-        let state = RandomState::new();
+    fn new(label_count: usize, seed: [u64; 2]) -> Self {
         SeriesTable {
             label_count,
             entries: Vec::new(),
             slots: Vec::new(),
-            seed: [state.hash_one(1u8), state.hash_one(2u8) | 1],
+            seed,
         }
-    }
-
-    fn hash(&self, values: &[&str]) -> u64 {
-        hash_parts(self.seed, values.iter().map(|v| v.as_bytes()))
     }
 
     fn hash_key(&self, key: &[u8]) -> u64 {
@@ -326,7 +442,7 @@ impl<M: Series> SeriesTable<M> {
                 0 => return None,
                 s => {
                     let i = s as usize - 1;
-                    if key_matches(self.entries[i].labels(), values) {
+                    if key_matches(self.entries[i].key().labels(), values) {
                         return Some((pos, i));
                     }
                 }
@@ -338,6 +454,10 @@ impl<M: Series> SeriesTable<M> {
     fn insert(&mut self, hash: u64, series: M) {
         if (self.entries.len() + 1) * 4 > self.slots.len() * 3 {
             self.grow();
+        }
+        if self.entries.len() == self.entries.capacity() {
+            // Grow by a quarter rather than double: the spare capacity is paid per series.
+            self.entries.reserve_exact(self.entries.len() / 4 + 4);
         }
         self.entries.push(series);
         let index = self.entries.len() as u32;
@@ -357,7 +477,7 @@ impl<M: Series> SeriesTable<M> {
         let size = (self.slots.len() * 2).max(8);
         self.slots = vec![0; size];
         for i in 0..self.entries.len() {
-            let hash = self.hash_key(self.entries[i].labels());
+            let hash = self.hash_key(self.entries[i].key().labels());
             self.place(hash, i as u32 + 1);
         }
     }
@@ -379,7 +499,7 @@ impl<M: Series> SeriesTable<M> {
         let mut next = (hole + 1) & mask;
         while self.slots[next] != 0 {
             let entry = self.slots[next] as usize - 1;
-            let home = self.hash_key(self.entries[entry].labels()) as usize & mask;
+            let home = self.hash_key(self.entries[entry].key().labels()) as usize & mask;
             // The entry may fill the hole if its home is not inside (hole, next].
             let stays = if hole <= next {
                 hole < home && home <= next
@@ -398,7 +518,8 @@ impl<M: Series> SeriesTable<M> {
 }
 
 /// A keyed multiply-fold hash over the label values (each one ended by its length,
-/// so the split between values counts). Fast on short strings, and seeded per table.
+/// so the split between values counts): one 64x64->128-bit multiply per 16 bytes.
+/// Fast on short strings, and seeded per family.
 fn hash_parts<'a>(seed: [u64; 2], parts: impl Iterator<Item = &'a [u8]>) -> u64 {
     #[inline]
     fn fold(a: u64, b: u64) -> u64 {
@@ -407,18 +528,55 @@ fn hash_parts<'a>(seed: [u64; 2], parts: impl Iterator<Item = &'a [u8]>) -> u64 
     }
     let mut h = seed[0];
     for part in parts {
-        let mut chunks = part.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            h = fold(h ^ u64::from_le_bytes(word), seed[1]);
-        }
-        let tail = chunks.remainder();
-        let mut word = [0u8; 8];
-        word[..tail.len()].copy_from_slice(tail);
-        h = fold(h ^ u64::from_le_bytes(word), seed[1]) ^ part.len() as u64;
+        let n = part.len();
+        let (a, b) = if n <= 16 {
+            // Two words that together cover the part (overlapping when short).
+            if n >= 8 {
+                (read_u64(part), read_u64(&part[n - 8..]))
+            } else {
+                (words(part), 0)
+            }
+        } else {
+            let mut i = 0;
+            while i + 16 < n {
+                h = fold(h ^ read_u64(&part[i..]), seed[1] ^ read_u64(&part[i + 8..]));
+                i += 16;
+            }
+            (read_u64(&part[n - 16..]), read_u64(&part[n - 8..]))
+        };
+        h = fold(h ^ a, seed[1] ^ b) ^ n as u64;
     }
     fold(h, 0x9E37_79B9_7F4A_7C15)
+}
+
+/// The bytes of a part shorter than 8 as one word, read with whole loads:
+/// assembling it byte by byte in a buffer stalls the CPU's store-to-load
+/// forwarding, which cost more than the rest of a lookup.
+#[inline]
+fn words(part: &[u8]) -> u64 {
+    let n = part.len();
+    if n >= 4 {
+        u64::from(read_u32(part)) | u64::from(read_u32(&part[n - 4..])) << 32
+    } else if n > 0 {
+        let b = |i: usize| u64::from(part[i]);
+        b(0) | b(n / 2) << 8 | b(n - 1) << 16
+    } else {
+        0
+    }
+}
+
+#[inline]
+fn read_u64(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(w)
+}
+
+#[inline]
+fn read_u32(b: &[u8]) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[..4]);
+    u32::from_le_bytes(w)
 }
 
 #[cfg(test)]
@@ -561,7 +719,7 @@ mod tests {
         }
         assert_eq!(f.len(), hostile.len());
         let mut keys = Vec::new();
-        f.core.for_each(|c| keys.push(c.labels().to_vec()));
+        f.core.for_each(|c| keys.push(c.key().labels().to_vec()));
         let expected: Vec<Vec<u8>> = hostile.iter().map(|v| v.as_bytes().to_vec()).collect();
         assert_eq!(keys, expected);
     }

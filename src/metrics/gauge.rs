@@ -1,5 +1,6 @@
 //! [`Gauge`]: a value that goes up and down.
 
+use crate::metrics::family::SeriesKey;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -24,16 +25,16 @@ pub struct Gauge {
 pub(crate) struct GaugeSeries {
     /// The value, as `f64` bits.
     bits: AtomicU64,
-    /// The label values, joined by 0xFF; see `family.rs`.
-    pub(crate) labels: Box<[u8]>,
+    /// The label values; see `family.rs`.
+    pub(crate) key: SeriesKey,
 }
 
 impl Gauge {
-    pub(crate) fn new(labels: Box<[u8]>) -> Gauge {
+    pub(crate) fn new(key: SeriesKey) -> Gauge {
         Gauge {
             inner: Arc::new(GaugeSeries {
                 bits: AtomicU64::new(0f64.to_bits()),
-                labels,
+                key,
             }),
         }
     }
@@ -87,7 +88,7 @@ mod tests {
 
     #[test]
     fn set_add_sub_inc_dec() {
-        let g = Gauge::new(Box::new([]));
+        let g = Gauge::new(SeriesKey::new(&[], 0));
         g.set(10.0);
         g.add(2.5);
         g.sub(0.5);
@@ -101,7 +102,7 @@ mod tests {
 
     #[test]
     fn current_time_is_now() {
-        let g = Gauge::new(Box::new([]));
+        let g = Gauge::new(SeriesKey::new(&[], 0));
         let before = super::super::unix_now();
         g.set_to_current_time();
         let after = super::super::unix_now();
@@ -111,7 +112,7 @@ mod tests {
 
     #[test]
     fn concurrent_adds_are_all_applied() {
-        let g = Gauge::new(Box::new([]));
+        let g = Gauge::new(SeriesKey::new(&[], 0));
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {

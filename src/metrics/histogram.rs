@@ -15,6 +15,7 @@
 //! read-modify-writes there. A scrape adds the stripes up. Nothing ever blocks.
 
 use crate::Error;
+use crate::metrics::family::SeriesKey;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -55,10 +56,8 @@ pub(crate) struct HistogramSeries {
     /// (the last is `+Inf`), then the sum as `f64` bits.
     lines: Box<[CacheLine]>,
     lines_per_stripe: usize,
-    /// When the series was created (seconds since the Unix epoch), for `_created`.
-    pub(crate) created: f64,
-    /// The label values, joined by 0xFF; see `family.rs`.
-    pub(crate) labels: Box<[u8]>,
+    /// The label values and the creation time; see `family.rs`.
+    pub(crate) key: SeriesKey,
 }
 
 #[repr(align(64))]
@@ -67,7 +66,7 @@ struct CacheLine([AtomicU64; 8]);
 
 impl Histogram {
     /// `bounds` must already be checked by [`check_buckets`].
-    pub(crate) fn new(bounds: Arc<[f64]>, labels: Box<[u8]>, created: f64) -> Histogram {
+    pub(crate) fn new(bounds: Arc<[f64]>, key: SeriesKey) -> Histogram {
         let words = bounds.len() + 2;
         let lines_per_stripe = words.div_ceil(8);
         let stripes = *SLOTS + 1;
@@ -79,8 +78,7 @@ impl Histogram {
                 bounds,
                 lines,
                 lines_per_stripe,
-                created,
-                labels,
+                key,
             }),
         }
     }
@@ -275,7 +273,7 @@ pub(crate) fn check_buckets(bounds: &[f64]) -> Result<Arc<[f64]>, Error> {
 /// assert!(promlite::linear_buckets(1.0, 0.0, 3).is_err());
 /// ```
 pub fn linear_buckets(start: f64, width: f64, count: usize) -> Result<Vec<f64>, Error> {
-    if !(width > 0.0) || count == 0 {
+    if width.is_nan() || width <= 0.0 || count == 0 {
         return Err(Error::InvalidBuckets(format!(
             "linear buckets need a positive width and at least one bucket (width {width}, count {count})"
         )));
@@ -290,7 +288,7 @@ pub fn linear_buckets(start: f64, width: f64, count: usize) -> Result<Vec<f64>, 
 /// assert!(promlite::exponential_buckets(0.0, 2.0, 4).is_err());
 /// ```
 pub fn exponential_buckets(start: f64, factor: f64, count: usize) -> Result<Vec<f64>, Error> {
-    if !(start > 0.0) || !(factor > 1.0) || count == 0 {
+    if start.is_nan() || start <= 0.0 || factor.is_nan() || factor <= 1.0 || count == 0 {
         return Err(Error::InvalidBuckets(format!(
             "exponential buckets need start > 0, factor > 1 and at least one bucket (start {start}, factor {factor}, count {count})"
         )));
@@ -376,7 +374,7 @@ mod tests {
     use super::*;
 
     fn histogram(bounds: &[f64]) -> Histogram {
-        Histogram::new(check_buckets(bounds).unwrap(), Box::new([]), 0.0)
+        Histogram::new(check_buckets(bounds).unwrap(), SeriesKey::new(&[], 0))
     }
 
     fn buckets(h: &Histogram) -> Vec<u64> {

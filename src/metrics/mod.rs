@@ -69,11 +69,18 @@ pub(crate) fn check_label_names(kind: MetricType, names: &[&str]) -> Result<(), 
     Ok(())
 }
 
-/// Seconds since the Unix epoch, with fraction: the value of `_created` samples.
+/// Seconds since the Unix epoch, with fraction.
 pub(crate) fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Milliseconds since the Unix epoch: when a series was created, for `_created`.
+pub(crate) fn unix_now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

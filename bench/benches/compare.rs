@@ -1,0 +1,680 @@
+//! promlite against the `prometheus` and `prometheus-client` crates, in one run.
+//!
+//!     cargo bench --manifest-path bench/Cargo.toml
+//!
+//! The machine is shared and noisy, so every case runs its contenders interleaved
+//! (round 1: A, B, C; round 2: A, B, C; ...) and reports the median ns/op with the
+//! min-max over rounds. The contended cases also read each thread's CPU time
+//! (/proc/thread-self/schedstat), to show that both threads really ran at once.
+//! A counting global allocator gives allocations per warm scrape and heap bytes per
+//! series. `BENCH_ROUNDS` (default 15) sets the number of rounds.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------
+// Counting allocator: number of allocations and live bytes.
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call goes unchanged to the system allocator; the counters are atomics.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+        LIVE_BYTES.fetch_add(layout.size(), Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+        LIVE_BYTES.fetch_add(new_size, Relaxed);
+        LIVE_BYTES.fetch_sub(layout.size(), Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+// ---------------------------------------------------------------------------
+// Timing.
+
+/// Nanoseconds per operation over rounds: median, min, max.
+#[derive(Clone, Copy)]
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stats(mut samples: Vec<f64>) -> Stats {
+    samples.sort_by(f64::total_cmp);
+    Stats {
+        median: samples[samples.len() / 2],
+        min: samples[0],
+        max: samples[samples.len() - 1],
+    }
+}
+
+/// `BENCH_ONLY=word` runs only the cases whose name contains `word`.
+fn wanted(case: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| case.contains(&only))
+}
+
+fn rounds() -> usize {
+    std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15)
+}
+
+/// A contender: a name and a body that runs `n` operations.
+type Body<'a> = Box<dyn FnMut(u64) + 'a>;
+
+/// Runs the contenders interleaved, each round long enough to time (about 20 ms).
+fn interleaved(contenders: &mut [(&str, Body<'_>)]) -> Vec<Stats> {
+    // Calibrate the iteration count of each contender once: about 20 ms a round.
+    let iters: Vec<u64> = contenders
+        .iter_mut()
+        .map(|(_, body)| {
+            let mut n = 1u64;
+            loop {
+                let t = Instant::now();
+                body(n);
+                let took = t.elapsed();
+                if took > Duration::from_millis(2) {
+                    let per_op = took.as_nanos() as f64 / n as f64;
+                    break ((20e6 / per_op) as u64).max(1);
+                }
+                n *= 4;
+            }
+        })
+        .collect();
+    let mut samples = vec![Vec::new(); contenders.len()];
+    for _ in 0..rounds() {
+        for (i, (_, body)) in contenders.iter_mut().enumerate() {
+            let t = Instant::now();
+            body(iters[i]);
+            samples[i].push(t.elapsed().as_nanos() as f64 / iters[i] as f64);
+        }
+    }
+    samples.into_iter().map(stats).collect()
+}
+
+/// This thread's CPU time so far (first field of /proc/thread-self/schedstat, in ns).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `op` `n` times on each of 2 threads at once; returns wall ns per op and,
+/// for each thread, its CPU time divided by the wall time (near 1.0: it really ran
+/// the whole time, in parallel with the other).
+fn two_threads(n: u64, op: &(dyn Fn(u64) + Sync)) -> (f64, [f64; 2]) {
+    let barrier = Barrier::new(3);
+    let (wall, cpu) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let cpu = thread_cpu_ns();
+                    let t = Instant::now();
+                    op(n);
+                    (t.elapsed(), thread_cpu_ns() - cpu)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let results: Vec<(Duration, u64)> =
+            handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let wall = results.iter().map(|r| r.0).max().unwrap();
+        (wall, [results[0].1, results[1].1])
+    });
+    let wall_ns = wall.as_nanos() as f64;
+    (
+        wall_ns / n as f64,
+        [cpu[0] as f64 / wall_ns, cpu[1] as f64 / wall_ns],
+    )
+}
+
+/// Contended contenders, interleaved like the others; reports the worst parallelism seen.
+fn interleaved_two_threads(contenders: &[(&str, &(dyn Fn(u64) + Sync))]) -> Vec<(Stats, f64)> {
+    let n = 2_000_000;
+    let mut samples = vec![Vec::new(); contenders.len()];
+    let mut parallel = vec![f64::INFINITY; contenders.len()];
+    for _ in 0..rounds() {
+        for (i, (_, op)) in contenders.iter().enumerate() {
+            let (ns, cpu) = two_threads(n, *op);
+            samples[i].push(ns);
+            parallel[i] = parallel[i].min(cpu[0].min(cpu[1]));
+        }
+    }
+    samples.into_iter().map(stats).zip(parallel).collect()
+}
+
+// ---------------------------------------------------------------------------
+// The contenders' setups.
+
+const NAMESPACE: &str = "default";
+const LOOKUP_KEYS: usize = 64;
+const BUCKETS: [f64; 5] = [1.0, 2.0, 5.0, 6.0, 10.0];
+
+fn pod(i: usize) -> String {
+    format!("app-7d9f8c6b5-{i:05}")
+}
+
+/// Observations spread over every bucket.
+fn observations() -> Vec<f64> {
+    (0..64).map(|i| (i as f64 * 0.19) % 12.0).collect()
+}
+
+mod pc {
+    //! prometheus-client's label set: a plain struct, as its docs recommend.
+    use prometheus_client::encoding::EncodeLabelSet;
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct Labels {
+        pub namespace: String,
+        pub pod: String,
+    }
+}
+
+struct Row {
+    case: String,
+    promlite: String,
+    prometheus: String,
+    client: String,
+    ratio: String,
+    target: String,
+}
+
+fn fmt(s: Stats) -> String {
+    if s.median >= 100_000.0 {
+        format!(
+            "{:.2} ms ({:.2}-{:.2})",
+            s.median / 1e6,
+            s.min / 1e6,
+            s.max / 1e6
+        )
+    } else {
+        format!("{:.1} ns ({:.1}-{:.1})", s.median, s.min, s.max)
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is expected.
+    let rounds = rounds();
+    eprintln!(
+        "promlite benchmark: {rounds} interleaved rounds per case, {} CPUs",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let mut rows = Vec::new();
+
+    // --- counter inc through a kept handle, and a bare fetch_add for scale.
+    if wanted("kept") {
+        let registry = promlite::Registry::new();
+        let ours = registry.counter("c_total", "c").unwrap();
+        let theirs = prometheus::IntCounter::new("c_total", "c").unwrap();
+        let client: prometheus_client::metrics::counter::Counter = Default::default();
+        let bare = AtomicU64::new(0);
+        let s = interleaved(&mut [
+            (
+                "promlite",
+                Box::new(|n| (0..n).for_each(|_| black_box(&ours).inc())),
+            ),
+            (
+                "prometheus",
+                Box::new(|n| (0..n).for_each(|_| black_box(&theirs).inc())),
+            ),
+            (
+                "prometheus-client",
+                Box::new(|n| {
+                    (0..n).for_each(|_| {
+                        black_box(&client).inc();
+                    })
+                }),
+            ),
+            (
+                "fetch_add",
+                Box::new(|n| {
+                    (0..n).for_each(|_| {
+                        black_box(&bare).fetch_add(1, Relaxed);
+                    })
+                }),
+            ),
+        ]);
+        rows.push(Row {
+            case: "counter inc, kept handle".into(),
+            promlite: fmt(s[0]),
+            prometheus: fmt(s[1]),
+            client: fmt(s[2]),
+            ratio: format!(
+                "{:.2}x bare fetch_add ({:.1} ns)",
+                s[0].median / s[3].median,
+                s[3].median
+            ),
+            target: "<= 1.2x fetch_add".into(),
+        });
+    }
+
+    // --- labeled inc with the lookup each time (64 label sets, 2 labels each).
+    if wanted("labeled") {
+        let registry = promlite::Registry::new();
+        let ours = registry
+            .counter_family("requests_total", "r", &["namespace", "pod"])
+            .unwrap();
+        let theirs = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("requests_total", "r"),
+            &["namespace", "pod"],
+        )
+        .unwrap();
+        let client = prometheus_client::metrics::family::Family::<
+            pc::Labels,
+            prometheus_client::metrics::counter::Counter,
+        >::default();
+        let pods: Vec<String> = (0..LOOKUP_KEYS).map(pod).collect();
+        let keys: Vec<pc::Labels> = pods
+            .iter()
+            .map(|p| pc::Labels {
+                namespace: NAMESPACE.into(),
+                pod: p.clone(),
+            })
+            .collect();
+        for i in 0..LOOKUP_KEYS {
+            ours.with_labels(&[NAMESPACE, &pods[i]]).unwrap();
+            theirs.with_label_values(&[NAMESPACE, &pods[i]]);
+            let _ = client.get_or_create(&keys[i]);
+        }
+        let s = interleaved(&mut [
+            (
+                "promlite family.inc(&labels)",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        ours.inc(&[NAMESPACE, &pods[i % LOOKUP_KEYS]]).unwrap();
+                    }
+                }),
+            ),
+            (
+                "prometheus",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        theirs
+                            .with_label_values(&[NAMESPACE, &pods[i % LOOKUP_KEYS]])
+                            .inc();
+                    }
+                }),
+            ),
+            (
+                "prometheus-client",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        client.get_or_create(&keys[i % LOOKUP_KEYS]).inc();
+                    }
+                }),
+            ),
+            (
+                "promlite with_labels(..).inc()",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        let handle = ours.with_labels(&[NAMESPACE, &pods[i % LOOKUP_KEYS]]);
+                        handle.unwrap().inc();
+                    }
+                }),
+            ),
+        ]);
+        let faster = s[1].median.min(s[2].median);
+        rows.push(Row {
+            case: "labeled inc, lookup each time".into(),
+            promlite: format!(
+                "{} `family.inc(&labels)`; {} `with_labels(&labels)?.inc()`",
+                fmt(s[0]),
+                fmt(s[3])
+            ),
+            prometheus: fmt(s[1]),
+            client: fmt(s[2]),
+            ratio: format!(
+                "{:.2}x / {:.2}x faster peer",
+                s[0].median / faster,
+                s[3].median / faster
+            ),
+            target: "<= 0.7x".into(),
+        });
+    }
+
+    // --- histogram observe, buckets 1,2,5,6,10; one thread, then two at once.
+    if wanted("observe") {
+        let registry = promlite::Registry::new();
+        let ours = registry.histogram("h_seconds", "h", &BUCKETS).unwrap();
+        let theirs = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new("h_seconds", "h").buckets(BUCKETS.to_vec()),
+        )
+        .unwrap();
+        let client = prometheus_client::metrics::histogram::Histogram::new(BUCKETS);
+        let values = observations();
+        let s = interleaved(&mut [
+            (
+                "promlite",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        black_box(&ours).observe(values[i % 64]);
+                    }
+                }),
+            ),
+            (
+                "prometheus",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        black_box(&theirs).observe(values[i % 64]);
+                    }
+                }),
+            ),
+            (
+                "prometheus-client",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        black_box(&client).observe(values[i % 64]);
+                    }
+                }),
+            ),
+        ]);
+        let faster = s[1].median.min(s[2].median);
+        rows.push(Row {
+            case: "histogram observe".into(),
+            promlite: fmt(s[0]),
+            prometheus: fmt(s[1]),
+            client: fmt(s[2]),
+            ratio: format!("{:.2}x faster peer", s[0].median / faster),
+            target: "<= 0.8x".into(),
+        });
+
+        let ours_op = |n: u64| {
+            for i in 0..n as usize {
+                ours.observe(values[i % 64]);
+            }
+        };
+        let theirs_op = |n: u64| {
+            for i in 0..n as usize {
+                theirs.observe(values[i % 64]);
+            }
+        };
+        let client_op = |n: u64| {
+            for i in 0..n as usize {
+                client.observe(values[i % 64]);
+            }
+        };
+        let c = interleaved_two_threads(&[
+            ("promlite", &ours_op),
+            ("prometheus", &theirs_op),
+            ("prometheus-client", &client_op),
+        ]);
+        rows.push(Row {
+            case: "histogram observe, 2 threads at once".into(),
+            promlite: format!("{} [cpu {:.2}]", fmt(c[0].0), c[0].1),
+            prometheus: format!("{} [cpu {:.2}]", fmt(c[1].0), c[1].1),
+            client: format!("{} [cpu {:.2}]", fmt(c[2].0), c[2].1),
+            ratio: format!("{:.2}x prometheus-client", c[0].0.median / c[2].0.median),
+            target: "< 1x prometheus-client".into(),
+        });
+    }
+
+    // --- the same counter from 2 threads at once.
+    if wanted("contended") {
+        let registry = promlite::Registry::new();
+        let ours = registry.counter("c_total", "c").unwrap();
+        let theirs = prometheus::IntCounter::new("c_total", "c").unwrap();
+        let client: prometheus_client::metrics::counter::Counter = Default::default();
+        let ours_op = |n: u64| (0..n).for_each(|_| ours.inc());
+        let theirs_op = |n: u64| (0..n).for_each(|_| theirs.inc());
+        let client_op = |n: u64| {
+            (0..n).for_each(|_| {
+                client.inc();
+            })
+        };
+        let c = interleaved_two_threads(&[
+            ("promlite", &ours_op),
+            ("prometheus", &theirs_op),
+            ("prometheus-client", &client_op),
+        ]);
+        let faster = c[1].0.median.min(c[2].0.median);
+        rows.push(Row {
+            case: "counter inc, 2 threads at once".into(),
+            promlite: format!("{} [cpu {:.2}]", fmt(c[0].0), c[0].1),
+            prometheus: format!("{} [cpu {:.2}]", fmt(c[1].0), c[1].1),
+            client: format!("{} [cpu {:.2}]", fmt(c[2].0), c[2].1),
+            ratio: format!("{:.2}x faster peer", c[0].0.median / faster),
+            target: "(reported)".into(),
+        });
+    }
+
+    // --- encoding 10,000 counter series + 1,000 histogram series; allocations.
+    if wanted("encode") {
+        const COUNTERS: usize = 10_000;
+        const HISTOGRAMS: usize = 1_000;
+        let values = observations();
+
+        let ours = promlite::Registry::new();
+        let c = ours
+            .counter_family("requests_total", "Requests.", &["namespace", "pod"])
+            .unwrap();
+        let h = ours
+            .histogram_family(
+                "duration_seconds",
+                "Duration.",
+                &["namespace", "pod"],
+                &BUCKETS,
+            )
+            .unwrap();
+
+        let theirs = prometheus::Registry::new();
+        let tc = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("requests_total", "Requests."),
+            &["namespace", "pod"],
+        )
+        .unwrap();
+        let th = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new("duration_seconds", "Duration.")
+                .buckets(BUCKETS.to_vec()),
+            &["namespace", "pod"],
+        )
+        .unwrap();
+        theirs.register(Box::new(tc.clone())).unwrap();
+        theirs.register(Box::new(th.clone())).unwrap();
+
+        let mut client = prometheus_client::registry::Registry::default();
+        let cc = prometheus_client::metrics::family::Family::<
+            pc::Labels,
+            prometheus_client::metrics::counter::Counter,
+        >::default();
+        let ch = prometheus_client::metrics::family::Family::<
+            pc::Labels,
+            prometheus_client::metrics::histogram::Histogram,
+        >::new_with_constructor(|| {
+            prometheus_client::metrics::histogram::Histogram::new(BUCKETS)
+        });
+        client.register("requests", "Requests.", cc.clone());
+        client.register("duration_seconds", "Duration.", ch.clone());
+
+        for i in 0..COUNTERS {
+            let p = pod(i);
+            c.with_labels(&[NAMESPACE, &p])
+                .unwrap()
+                .inc_by(i as f64)
+                .unwrap();
+            tc.with_label_values(&[NAMESPACE, &p]).inc_by(i as u64);
+            cc.get_or_create(&pc::Labels {
+                namespace: NAMESPACE.into(),
+                pod: p.clone(),
+            })
+            .inc_by(i as u64);
+            if i < HISTOGRAMS {
+                let v = values[i % 64];
+                h.with_labels(&[NAMESPACE, &p]).unwrap().observe(v);
+                th.with_label_values(&[NAMESPACE, &p]).observe(v);
+                ch.get_or_create(&pc::Labels {
+                    namespace: NAMESPACE.into(),
+                    pod: p,
+                })
+                .observe(v);
+            }
+        }
+
+        let mut ours_text = Vec::new();
+        let mut ours_om = Vec::new();
+        let mut theirs_buf = String::new();
+        let mut client_buf = String::new();
+        let encoder = prometheus::TextEncoder::new();
+        let mut ours_text_scrape = || {
+            ours_text.clear();
+            promlite::encode_text(&ours, &mut ours_text);
+        };
+        let mut ours_om_scrape = || {
+            ours_om.clear();
+            promlite::encode_openmetrics(&ours, &mut ours_om);
+        };
+        let mut theirs_scrape = || {
+            theirs_buf.clear();
+            encoder
+                .encode_utf8(&theirs.gather(), &mut theirs_buf)
+                .unwrap();
+        };
+        let mut client_scrape = || {
+            client_buf.clear();
+            prometheus_client::encoding::text::encode(&mut client_buf, &client).unwrap();
+        };
+        // Warm every buffer, then count allocations in one more scrape each.
+        let allocations = |scrape: &mut dyn FnMut()| {
+            scrape();
+            let before = ALLOCATIONS.load(Relaxed);
+            scrape();
+            ALLOCATIONS.load(Relaxed) - before
+        };
+        let allocs = [
+            allocations(&mut ours_text_scrape),
+            allocations(&mut ours_om_scrape),
+            allocations(&mut theirs_scrape),
+            allocations(&mut client_scrape),
+        ];
+        let s = interleaved(&mut [
+            (
+                "promlite text",
+                Box::new(|n| (0..n).for_each(|_| ours_text_scrape())),
+            ),
+            (
+                "prometheus",
+                Box::new(|n| (0..n).for_each(|_| theirs_scrape())),
+            ),
+            (
+                "prometheus-client",
+                Box::new(|n| (0..n).for_each(|_| client_scrape())),
+            ),
+            (
+                "promlite openmetrics",
+                Box::new(|n| (0..n).for_each(|_| ours_om_scrape())),
+            ),
+        ]);
+        let faster = s[1].median.min(s[2].median);
+        rows.push(Row {
+            case: format!("encode {COUNTERS} counter + {HISTOGRAMS} histogram series"),
+            promlite: format!("{} text; {} OpenMetrics", fmt(s[0]), fmt(s[3])),
+            prometheus: format!("{} (text)", fmt(s[1])),
+            client: format!("{} (OpenMetrics)", fmt(s[2])),
+            ratio: format!(
+                "{:.2}x / {:.2}x faster peer (text / OpenMetrics)",
+                s[0].median / faster,
+                s[3].median / faster
+            ),
+            target: "<= 0.5x".into(),
+        });
+        rows.push(Row {
+            case: "heap allocations per warm scrape".into(),
+            promlite: format!("{} text, {} OpenMetrics", allocs[0], allocs[1]),
+            prometheus: allocs[2].to_string(),
+            client: allocs[3].to_string(),
+            ratio: String::new(),
+            target: "0".into(),
+        });
+        black_box((&ours_text, &ours_om, &theirs_buf, &client_buf));
+    }
+
+    // --- heap bytes per counter series (2 labels: namespace and a 19-byte pod name).
+    if wanted("memory") {
+        const SERIES: usize = 10_000;
+        let pods: Vec<String> = (0..SERIES).map(pod).collect();
+        let measure = |fill: &dyn Fn()| {
+            let before = LIVE_BYTES.load(Relaxed);
+            fill();
+            (LIVE_BYTES.load(Relaxed) - before) as f64 / SERIES as f64
+        };
+        let ours_registry = promlite::Registry::new();
+        let ours = measure(&|| {
+            let f = ours_registry
+                .counter_family("requests_total", "r", &["namespace", "pod"])
+                .unwrap();
+            for p in &pods {
+                f.with_labels(&[NAMESPACE, p]).unwrap().inc();
+            }
+        });
+        let theirs_vec = std::cell::RefCell::new(None);
+        let theirs = measure(&|| {
+            let v = prometheus::IntCounterVec::new(
+                prometheus::Opts::new("requests_total", "r"),
+                &["namespace", "pod"],
+            )
+            .unwrap();
+            for p in &pods {
+                v.with_label_values(&[NAMESPACE, p]).inc();
+            }
+            *theirs_vec.borrow_mut() = Some(v);
+        });
+        let client_family = std::cell::RefCell::new(None);
+        let client = measure(&|| {
+            let f = prometheus_client::metrics::family::Family::<
+                pc::Labels,
+                prometheus_client::metrics::counter::Counter,
+            >::default();
+            for p in &pods {
+                // The family keeps its own copy of the label set; the temporary goes.
+                f.get_or_create(&pc::Labels {
+                    namespace: NAMESPACE.into(),
+                    pod: p.clone(),
+                })
+                .inc();
+            }
+            *client_family.borrow_mut() = Some(f);
+        });
+        rows.push(Row {
+            case: format!("heap bytes per counter series ({SERIES} series)"),
+            promlite: format!("{ours:.0}"),
+            prometheus: format!("{theirs:.0}"),
+            client: format!("{client:.0}"),
+            ratio: String::new(),
+            target: "<= 100".into(),
+        });
+        black_box((&ours_registry, &theirs_vec, &client_family));
+    }
+
+    println!(
+        "| case | promlite | prometheus 0.14 | prometheus-client 0.26 | promlite ratio | target |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r.case, r.promlite, r.prometheus, r.client, r.ratio, r.target
+        );
+    }
+    println!(
+        "\nns/op: median (min-max) over {rounds} interleaved rounds; [cpu x]: the lower of the two threads' CPU time / wall time (1.00 = ran in parallel the whole time)."
+    );
+}

@@ -1,0 +1,94 @@
+//! A warm scrape allocates nothing: the buffer is the caller's, and the encoder
+//! writes into it without building any intermediate string.
+//!
+//! This file has its own test binary, so its counting allocator sees only itself.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Counts allocations made by the thread that set `COUNTING`.
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+// SAFETY: every call is passed on unchanged to the system allocator; counting
+// touches only an atomic and a const-initialised thread-local (which never allocates).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+#[test]
+fn a_warm_scrape_allocates_nothing() {
+    let registry = common::hostile_registry();
+    for format in [promlite::Format::Text, promlite::Format::OpenMetrics] {
+        let mut buf = Vec::new();
+        promlite::encode(&registry, format, &mut buf); // grows the buffer once
+        let first = buf.clone();
+        let n = allocations_during(|| {
+            buf.clear();
+            promlite::encode(&registry, format, &mut buf);
+        });
+        assert_eq!(n, 0, "{format:?}: {n} allocations in a warm scrape");
+        assert_eq!(buf, first);
+    }
+}
+
+#[test]
+fn the_counting_allocator_does_count() {
+    // A cold scrape grows the buffer: the check above is able to fail.
+    let registry = common::seed_registry();
+    let n = allocations_during(|| {
+        let mut buf = Vec::new();
+        promlite::encode_text(&registry, &mut buf);
+    });
+    assert!(n > 0);
+}
+
+#[test]
+fn the_hot_path_allocates_nothing() {
+    let registry = common::seed_registry();
+    let family = registry
+        .counter_family("hot_total", "", &["a", "b"])
+        .unwrap();
+    let histogram = registry.histogram("hot_seconds", "", &[1.0]).unwrap();
+    family.with_labels(&["x", "y"]).unwrap();
+    histogram.observe(0.1); // claims this thread's stripe slot
+    let n = allocations_during(|| {
+        for _ in 0..1000 {
+            family.with_labels(&["x", "y"]).unwrap().inc();
+            histogram.observe(0.5);
+        }
+    });
+    assert_eq!(n, 0);
+}

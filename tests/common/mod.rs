@@ -1,0 +1,160 @@
+//! Registries shared by the integration tests: the seed's metrics, and hostile input.
+#![allow(dead_code)]
+
+use promlite::{DEFAULT_BUCKETS, Format, Registry};
+
+/// The seed tutorial's two metrics after one request, as its example shows them.
+pub fn seed_registry() -> Registry {
+    let registry = Registry::new();
+    let requests = registry
+        .counter_family(
+            "slpocapp_request_operations_total",
+            "The total number of processed requests",
+            &["namespace", "pod"],
+        )
+        .unwrap();
+    let duration = registry
+        .histogram_family(
+            "slpocapp_request_duration_seconds",
+            "Histogram for the duration in seconds.",
+            &["namespace", "pod"],
+            &[1.0, 2.0, 5.0, 6.0, 10.0],
+        )
+        .unwrap();
+    requests
+        .with_labels(&["default", "laptop-jaime"])
+        .unwrap()
+        .inc();
+    duration
+        .with_labels(&["default", "laptop-jaime"])
+        .unwrap()
+        .observe(0.0011820793151855469);
+    registry
+}
+
+/// Label values that break careless encoders.
+pub const HOSTILE_VALUES: &[&str] = &[
+    "",
+    "\"quoted\"",
+    "back\\slash",
+    "new\nline",
+    "ends with backslash\\",
+    "\\n is not a newline",
+    "ñandú 🦀 日本",
+    "}{,=\" # HELP",
+    "tab\there\rcarriage",
+];
+
+/// HELP text with everything that needs escaping in one format or the other.
+pub const HOSTILE_HELP: &str = "Help with a back\\slash, a \"quote\",\na newline and \\n.";
+
+/// The seed's metrics plus hostile label values and HELP text, special values,
+/// every metric type, a collector and a counter named without `_total`.
+pub fn hostile_registry() -> Registry {
+    let registry = seed_registry();
+    let hostile = registry
+        .counter_family("hostile_labels_total", HOSTILE_HELP, &["value", "other"])
+        .unwrap();
+    for (i, v) in HOSTILE_VALUES.iter().enumerate() {
+        hostile
+            .with_labels(&[v, "x"])
+            .unwrap()
+            .inc_by(i as f64)
+            .unwrap();
+    }
+    let values = registry
+        .gauge_family("special_values", "Values at the edges of f64.", &["case"])
+        .unwrap();
+    for (case, v) in [
+        ("pos_inf", f64::INFINITY),
+        ("neg_inf", f64::NEG_INFINITY),
+        ("nan", f64::NAN),
+        ("huge", 1e300),
+        ("tiny", 1e-300),
+        ("negative_zero", -0.0),
+        ("million", 1e6),
+        ("third", 1.0 / 3.0),
+        ("negative", -123.456),
+    ] {
+        values.with_labels(&[case]).unwrap().set(v);
+    }
+    let latency = registry
+        .histogram_family(
+            "hostile_latency_seconds",
+            HOSTILE_HELP,
+            &["path"],
+            &DEFAULT_BUCKETS,
+        )
+        .unwrap();
+    for (i, v) in HOSTILE_VALUES.iter().enumerate() {
+        let h = latency.with_labels(&[v]).unwrap();
+        for k in 0..=i {
+            h.observe(0.003 * (k * k) as f64);
+        }
+    }
+    let fractional = registry
+        .counter("bytes_processed", "A counter named without _total.")
+        .unwrap();
+    fractional.inc_by(1.5).unwrap();
+    fractional.inc_by(2.0).unwrap();
+    registry.gauge("no_help", "").unwrap().set(7.0);
+    registry
+        .gauge_collector(
+            "collected_queue_length",
+            "From a collector.",
+            &["queue"],
+            |s| {
+                s.push(&["fast"], 3.0).unwrap();
+                s.push(&["sl\"ow\n"], 12.5).unwrap();
+            },
+        )
+        .unwrap();
+    registry
+        .counter_collector("collected_events_total", "Counted elsewhere.", &[], |s| {
+            s.push(&[], 42.0).unwrap();
+        })
+        .unwrap();
+    registry
+}
+
+pub fn encode(registry: &Registry, format: Format) -> String {
+    let mut buf = Vec::new();
+    promlite::encode(registry, format, &mut buf);
+    String::from_utf8(buf).expect("the exposition is UTF-8")
+}
+
+/// Replaces every `_created` value with `fixed`, after checking it lies in `window`
+/// (whose start is taken down to the millisecond, the precision of `_created`),
+/// so that golden files can hold a stable timestamp.
+pub fn pin_created(text: &str, window: (f64, f64), fixed: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let is_created = line
+            .split(['{', ' '])
+            .next()
+            .is_some_and(|name| name.ends_with("_created"));
+        if is_created {
+            let (sample, value) = line.rsplit_once(' ').unwrap();
+            let v: f64 = value.parse().unwrap();
+            let start = (window.0 * 1000.0).floor() / 1000.0;
+            assert!(
+                start <= v && v <= window.1,
+                "{line}: created outside {window:?}"
+            );
+            out.push_str(sample);
+            out.push(' ');
+            out.push_str(fixed);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
