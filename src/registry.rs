@@ -1,7 +1,7 @@
 //! [`Registry`]: the metric families a scrape exposes.
 
 use crate::Error;
-use crate::encoding::Samples;
+use crate::encoding::{LabelNames, Samples};
 use crate::metrics::counter::Counter;
 use crate::metrics::family::{Family, FamilyCore, Series};
 use crate::metrics::gauge::Gauge;
@@ -51,7 +51,7 @@ pub(crate) struct Collector {
     pub(crate) name: String,
     pub(crate) help: String,
     pub(crate) kind: MetricType,
-    pub(crate) label_names: Box<[Box<str>]>,
+    pub(crate) label_names: LabelNames,
     pub(crate) collect: Box<CollectFn>,
 }
 
@@ -290,7 +290,7 @@ impl Registry {
                 name: exposed,
                 help: help.to_owned(),
                 kind,
-                label_names: label_names.iter().map(|&n| n.into()).collect(),
+                label_names: LabelNames::new(label_names),
                 collect,
             }))
         })

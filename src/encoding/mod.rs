@@ -14,7 +14,7 @@ pub(crate) mod number;
 use crate::Error;
 use crate::metrics::MetricType;
 use crate::metrics::counter::Counter;
-use crate::metrics::family::{FamilyCore, Series, split_labels};
+use crate::metrics::family::{FamilyCore, SEPARATOR, Series};
 use crate::metrics::histogram::Histogram;
 use crate::registry::{Entry, Registry};
 use number::{write_count, write_float, write_uint};
@@ -151,7 +151,7 @@ pub fn write_to(registry: &Registry, format: Format, mut w: impl io::Write) -> i
 pub struct Samples<'a> {
     out: Writer<'a>,
     name: &'a str,
-    label_names: &'a [Box<str>],
+    label_names: &'a LabelNames,
     kind: MetricType,
 }
 
@@ -172,9 +172,7 @@ impl Samples<'_> {
             return Err(Error::InvalidIncrement(value));
         }
         self.out.buf.extend_from_slice(self.name.as_bytes());
-        let labels = self
-            .out
-            .labels(self.label_names, label_values.iter().map(|v| v.as_bytes()));
+        let labels = self.out.label_values(self.label_names, label_values);
         self.out.close_labels(&labels);
         self.out.value(value);
         Ok(())
@@ -221,20 +219,44 @@ impl Writer<'_> {
         }
     }
 
-    /// Writes `{name="value",...` (without the closing brace; nothing at all when
-    /// there are no labels) and returns where it was written, so that the lines
-    /// of one series can copy it.
-    fn labels<'v>(
-        &mut self,
-        names: &[Box<str>],
-        values: impl Iterator<Item = &'v [u8]>,
-    ) -> Range<usize> {
+    /// Writes `{name="value",...` for a series' joined label values (without the
+    /// closing brace; nothing at all when there are no labels) and returns where
+    /// it was written, so that the other lines of the series can copy it.
+    ///
+    /// One pass over the bytes: runs of plain bytes are copied whole, and each
+    /// byte that needs escaping or separates two values is handled as it comes.
+    fn joined_labels(&mut self, names: &LabelNames, joined: &[u8]) -> Range<usize> {
         let start = self.buf.len();
-        for (i, (name, value)) in names.iter().zip(values).enumerate() {
-            self.buf.push(if i == 0 { b'{' } else { b',' });
-            self.buf.extend_from_slice(name.as_bytes());
-            self.buf.extend_from_slice(b"=\"");
-            escape(self.buf, value, true);
+        let mut prefixes = names.prefixes.iter();
+        let Some(first) = prefixes.next() else {
+            return start..start;
+        };
+        self.buf.extend_from_slice(first);
+        let mut run = 0;
+        for (i, &b) in joined.iter().enumerate() {
+            let replacement: &[u8] = match BYTE_CLASS[usize::from(b)] {
+                PLAIN => continue,
+                NEXT_VALUE => prefixes.next().map_or(&[], |p| &p[..]),
+                _ => escaped(b),
+            };
+            self.buf.extend_from_slice(&joined[run..i]);
+            self.buf.extend_from_slice(replacement);
+            run = i + 1;
+        }
+        self.buf.extend_from_slice(&joined[run..]);
+        self.buf.push(b'"');
+        start..self.buf.len()
+    }
+
+    /// Writes a label set given as separate values (from a collector); see
+    /// [`Writer::joined_labels`].
+    fn label_values(&mut self, names: &LabelNames, values: &[&str]) -> Range<usize> {
+        let start = self.buf.len();
+        for (prefix, value) in names.prefixes.iter().zip(values) {
+            self.buf.extend_from_slice(prefix);
+            escape(self.buf, value.as_bytes(), true);
+        }
+        if !values.is_empty() {
             self.buf.push(b'"');
         }
         start..self.buf.len()
@@ -289,8 +311,7 @@ impl Writer<'_> {
         series: &M,
     ) -> Range<usize> {
         self.buf.extend_from_slice(name.as_bytes());
-        let labels = split_labels(series.key().labels(), family.label_names.len());
-        self.labels(&family.label_names, labels)
+        self.joined_labels(&family.label_names, series.key().labels())
     }
 
     fn counters(&mut self, family: &FamilyCore<Counter>) {
@@ -340,8 +361,7 @@ impl Writer<'_> {
                 if i == 0 {
                     self.buf.extend_from_slice(name.as_bytes());
                     self.buf.extend_from_slice(b"_bucket");
-                    let values = split_labels(series.key.labels(), family.label_names.len());
-                    labels = self.labels(&family.label_names, values);
+                    labels = self.joined_labels(&family.label_names, series.key.labels());
                 } else {
                     self.sample_start(name, "_bucket", &labels);
                 }
@@ -372,17 +392,61 @@ impl Writer<'_> {
 
 /// Appends `s` with backslash and newline escaped, and double quotes too if `quotes`.
 fn escape(buf: &mut Vec<u8>, s: &[u8], quotes: bool) {
-    let mut start = 0;
+    let mut run = 0;
     for (i, &b) in s.iter().enumerate() {
-        let escaped: &[u8] = match b {
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'"' if quotes => b"\\\"",
-            _ => continue,
-        };
-        buf.extend_from_slice(&s[start..i]);
-        buf.extend_from_slice(escaped);
-        start = i + 1;
+        if BYTE_CLASS[usize::from(b)] != ESCAPED || (b == b'"' && !quotes) {
+            continue;
+        }
+        buf.extend_from_slice(&s[run..i]);
+        buf.extend_from_slice(escaped(b));
+        run = i + 1;
     }
-    buf.extend_from_slice(&s[start..]);
+    buf.extend_from_slice(&s[run..]);
+}
+
+fn escaped(b: u8) -> &'static [u8] {
+    match b {
+        b'\\' => b"\\\\",
+        b'\n' => b"\\n",
+        _ => b"\\\"",
+    }
+}
+
+const PLAIN: u8 = 0;
+const ESCAPED: u8 = 1;
+const NEXT_VALUE: u8 = 2;
+
+/// What each byte of a label value (or HELP text) needs in the exposition.
+static BYTE_CLASS: [u8; 256] = {
+    let mut class = [PLAIN; 256];
+    class[b'\\' as usize] = ESCAPED;
+    class[b'\n' as usize] = ESCAPED;
+    class[b'"' as usize] = ESCAPED;
+    class[SEPARATOR as usize] = NEXT_VALUE;
+    class
+};
+
+/// A family's label names, with the text that starts each label pre-rendered:
+/// `{name="` for the first, `",name="` for the others.
+#[derive(Debug)]
+pub(crate) struct LabelNames {
+    prefixes: Box<[Box<[u8]>]>,
+}
+
+impl LabelNames {
+    pub(crate) fn new(names: &[&str]) -> LabelNames {
+        let prefixes = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let start: &[u8] = if i == 0 { b"{" } else { b"\",".as_slice() };
+                [start, name.as_bytes(), b"=\""].concat().into_boxed_slice()
+            })
+            .collect();
+        LabelNames { prefixes }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.prefixes.len()
+    }
 }

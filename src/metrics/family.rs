@@ -15,6 +15,7 @@
 //! (one pointer), about 6 bytes of index, and the series itself.
 
 use crate::Error;
+use crate::encoding::LabelNames;
 use crate::metrics::counter::Counter;
 use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::Histogram;
@@ -28,7 +29,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 pub const DEFAULT_SERIES_LIMIT: usize = 10_000;
 
 /// The byte between label values in a series key.
-const SEPARATOR: u8 = 0xFF;
+pub(crate) const SEPARATOR: u8 = 0xFF;
 
 /// A metric with labels: one series per distinct set of label values.
 ///
@@ -119,7 +120,7 @@ pub(crate) struct FamilyCore<M: Series> {
     /// The name as written on the `# TYPE` line of the text format.
     pub(crate) name: String,
     pub(crate) help: String,
-    pub(crate) label_names: Box<[Box<str>]>,
+    pub(crate) label_names: LabelNames,
     pub(crate) config: M::Config,
     /// Random per family, so that label values chosen by an attacker cannot be
     /// made to collide (the cardinality limit bounds the damage anyway).
@@ -135,7 +136,7 @@ impl<M: Series> FamilyCore<M> {
         FamilyCore {
             name,
             help,
-            label_names: label_names.iter().map(|&n| n.into()).collect(),
+            label_names: LabelNames::new(label_names),
             config,
             seed,
             limit: AtomicUsize::new(DEFAULT_SERIES_LIMIT),
