@@ -43,6 +43,7 @@ mod error;
 mod metrics;
 mod process;
 mod registry;
+mod server;
 
 pub use encoding::{Format, Samples, encode, encode_openmetrics, encode_text, write_to};
 pub use error::Error;
@@ -54,3 +55,7 @@ pub use metrics::histogram::{
     DEFAULT_BUCKETS, Histogram, HistogramTimer, exponential_buckets, linear_buckets,
 };
 pub use registry::{Registry, default_registry};
+pub use server::{Answer, Exporter, Running, Stopped, respond_metrics};
+/// The HTTP server crate the exporter runs on, re-exported so that routes can name
+/// its types (`tiny_http::Request`) without a version to keep in step.
+pub use tiny_http;

@@ -1,0 +1,124 @@
+//! One worker per client connection at a time, and refusal of clients that
+//! pipeline requests without reading the answers.
+//!
+//! tiny_http reads a connection's requests ahead and queues every one of them for
+//! the workers, while the answers must go out in order. Without this table, a
+//! client that pipelines requests and never reads would hold every worker: the
+//! first blocks writing to the full socket, the others wait for their turn behind
+//! it. Here the first worker to take a connection's request owns the connection;
+//! further requests of that connection wait in its own small queue, and the owner
+//! answers them in turn. A connection whose queue overflows, or whose write failed
+//! (timed out), is refused for a while: its requests are dropped unanswered, at
+//! the cost of a table lookup, so the flood costs little memory and no worker.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tiny_http::Request;
+
+/// Requests of one connection that may wait for its owner; more means a flood.
+pub(crate) const MAX_PENDING: usize = 64;
+
+/// How long a refused connection stays refused after its last request.
+const REFUSE_FOR: Duration = Duration::from_secs(10);
+
+/// Refused entries are swept once the table grows past this.
+const SWEEP_AT: usize = 1024;
+
+#[derive(Default)]
+pub(crate) struct Connections {
+    table: Mutex<HashMap<SocketAddr, Conn>>,
+}
+
+/// A connection that a worker owns (or that is refused).
+#[derive(Default)]
+struct Conn {
+    pending: VecDeque<Request>,
+    /// Set once the connection misbehaved; updated at each refused request.
+    refused: Option<Instant>,
+}
+
+/// What a worker does with a request it received.
+pub(crate) enum Claim {
+    /// Answer it: the worker owns the connection now.
+    Serve(Request),
+    /// Nothing: the connection's owner will answer it.
+    Queued,
+    /// Drop these unanswered: the connection is refused.
+    Refuse(Vec<Request>),
+}
+
+impl Connections {
+    pub(crate) fn claim(&self, peer: SocketAddr, request: Request) -> Claim {
+        let now = Instant::now();
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        if table.len() >= SWEEP_AT {
+            table.retain(|_, c| c.refused.is_none_or(|t| now - t < REFUSE_FOR));
+        }
+        // An entry exists exactly while a worker owns the connection, or while
+        // the connection is refused: a missing entry means nobody owns it.
+        let conn = match table.entry(peer) {
+            Entry::Vacant(slot) => {
+                slot.insert(Conn::default());
+                return Claim::Serve(request);
+            }
+            Entry::Occupied(slot) => slot.into_mut(),
+        };
+        match conn.refused {
+            Some(t) if now - t < REFUSE_FOR => {
+                conn.refused = Some(now);
+                Claim::Refuse(vec![request])
+            }
+            // Refused long ago: the port now belongs to a new connection.
+            Some(_) => {
+                *conn = Conn::default();
+                Claim::Serve(request)
+            }
+            None if conn.pending.len() < MAX_PENDING => {
+                conn.pending.push_back(request);
+                Claim::Queued
+            }
+            None => {
+                conn.refused = Some(now);
+                let mut dropped: Vec<Request> = conn.pending.drain(..).collect();
+                dropped.push(request);
+                Claim::Refuse(dropped)
+            }
+        }
+    }
+
+    /// Called by the owner after each answer: the next waiting request, if any.
+    /// When the answer could not be written, the connection is refused and its
+    /// waiting requests come back to be dropped.
+    pub(crate) fn next(&self, peer: SocketAddr, written: bool) -> Next {
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(conn) = table.get_mut(&peer) else {
+            return Next::Done;
+        };
+        if !written || conn.refused.is_some() {
+            conn.refused = Some(Instant::now());
+            return Next::Refuse(conn.pending.drain(..).collect());
+        }
+        match conn.pending.pop_front() {
+            Some(request) => Next::Serve(request),
+            None => {
+                table.remove(&peer);
+                Next::Done
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.table.lock().unwrap().len()
+    }
+}
+
+pub(crate) enum Next {
+    Serve(Request),
+    Refuse(Vec<Request>),
+    Done,
+}
+
