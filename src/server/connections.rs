@@ -122,3 +122,79 @@ pub(crate) enum Next {
     Done,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tiny_http::TestRequest;
+
+    fn request(peer: SocketAddr) -> Request {
+        TestRequest::new().with_remote_addr(peer).into()
+    }
+
+    fn peer(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn the_first_request_of_a_connection_makes_its_worker_the_owner() {
+        let c = Connections::default();
+        assert!(matches!(
+            c.claim(peer(1), request(peer(1))),
+            Claim::Serve(_)
+        ));
+        // A second connection is independent.
+        assert!(matches!(
+            c.claim(peer(2), request(peer(2))),
+            Claim::Serve(_)
+        ));
+        // The first connection's next request waits for its owner.
+        assert!(matches!(c.claim(peer(1), request(peer(1))), Claim::Queued));
+        assert!(matches!(c.next(peer(1), true), Next::Serve(_)));
+        assert!(matches!(c.next(peer(1), true), Next::Done));
+        assert!(matches!(c.next(peer(2), true), Next::Done));
+        assert_eq!(c.len(), 0, "connections without an owner leave the table");
+        assert!(matches!(
+            c.claim(peer(1), request(peer(1))),
+            Claim::Serve(_)
+        ));
+    }
+
+    #[test]
+    fn a_connection_that_floods_is_refused() {
+        let c = Connections::default();
+        assert!(matches!(
+            c.claim(peer(1), request(peer(1))),
+            Claim::Serve(_)
+        ));
+        for _ in 0..MAX_PENDING {
+            assert!(matches!(c.claim(peer(1), request(peer(1))), Claim::Queued));
+        }
+        match c.claim(peer(1), request(peer(1))) {
+            Claim::Refuse(dropped) => assert_eq!(dropped.len(), MAX_PENDING + 1),
+            _ => panic!("an overflowing queue refuses the connection"),
+        }
+        assert!(matches!(c.claim(peer(1), request(peer(1))), Claim::Refuse(r) if r.len() == 1));
+        // The owner learns of it after its answer.
+        assert!(matches!(c.next(peer(1), true), Next::Refuse(r) if r.is_empty()));
+        // Other connections are unaffected.
+        assert!(matches!(
+            c.claim(peer(2), request(peer(2))),
+            Claim::Serve(_)
+        ));
+    }
+
+    #[test]
+    fn a_failed_write_refuses_the_connection_and_drops_its_queue() {
+        let c = Connections::default();
+        assert!(matches!(
+            c.claim(peer(1), request(peer(1))),
+            Claim::Serve(_)
+        ));
+        assert!(matches!(c.claim(peer(1), request(peer(1))), Claim::Queued));
+        assert!(matches!(c.next(peer(1), false), Next::Refuse(r) if r.len() == 1));
+        assert!(matches!(
+            c.claim(peer(1), request(peer(1))),
+            Claim::Refuse(_)
+        ));
+    }
+}

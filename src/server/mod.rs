@@ -262,7 +262,8 @@ impl Running {
         let until = Instant::now() + deadline;
         self.shared.stopping.store(true, Relaxed);
         listener::stop(&self.listener);
-        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
+        let workers =
+            std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
         let mut abandoned = 0;
         for worker in workers {
             while !worker.is_finished() && Instant::now() < until {
@@ -366,7 +367,10 @@ impl Shared {
             }
             "/healthz" if self.failed.load(Relaxed) => {
                 body.extend_from_slice(b"not accepting connections\n");
-                Answer { status: 503, ..Answer::ok(TEXT) }
+                Answer {
+                    status: 503,
+                    ..Answer::ok(TEXT)
+                }
             }
             "/healthz" => {
                 body.extend_from_slice(b"ok\n");
@@ -374,18 +378,28 @@ impl Shared {
             }
             "/readyz" if self.stopping.load(Relaxed) || self.failed.load(Relaxed) => {
                 body.extend_from_slice(b"shutting down\n");
-                Answer { status: 503, ..Answer::ok(TEXT) }
+                Answer {
+                    status: 503,
+                    ..Answer::ok(TEXT)
+                }
             }
             "/readyz" => {
                 body.extend_from_slice(b"ready\n");
                 Answer::ok(TEXT)
             }
-            _ => match self.routes.as_ref().and_then(|routes| routes(&request, body)) {
+            _ => match self
+                .routes
+                .as_ref()
+                .and_then(|routes| routes(&request, body))
+            {
                 Some(answer) => answer,
                 None => {
                     body.clear();
                     body.extend_from_slice(b"not found\n");
-                    Answer { status: 404, ..Answer::ok(TEXT) }
+                    Answer {
+                        status: 404,
+                        ..Answer::ok(TEXT)
+                    }
                 }
             },
         };
@@ -479,5 +493,11 @@ pub fn respond_metrics(
     let format = header(&request, "Accept").map_or(Format::Text, Format::from_accept);
     body.clear();
     encode(registry, format, body);
-    respond(request, &Answer::ok(format.content_type()), false, body, out)
+    respond(
+        request,
+        &Answer::ok(format.content_type()),
+        false,
+        body,
+        out,
+    )
 }

@@ -158,3 +158,108 @@ pub fn now() -> f64 {
         .unwrap()
         .as_secs_f64()
 }
+
+#[path = "../../examples/load/http.rs"]
+pub mod http;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The slpocapp binary, started on 127.0.0.1 with a free port; killed when dropped.
+pub struct Slpocapp {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// The stderr lines after the start line, read by a thread.
+    pub log: std::sync::Mutex<std::sync::mpsc::Receiver<String>>,
+}
+
+impl Slpocapp {
+    pub fn start(args: &[&str]) -> Slpocapp {
+        Slpocapp::start_with(
+            args,
+            &[("POD_NAME", "test-pod"), ("POD_NAMESPACE", "test-ns")],
+        )
+    }
+
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Slpocapp {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_slpocapp"))
+            .args(["--bind", "127.0.0.1", "--port", "0"])
+            .args(args)
+            .env_remove("POD_NAME")
+            .env_remove("POD_NAMESPACE")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("slpocapp starts");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in the start line {line:?}"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Slpocapp {
+            child,
+            addr,
+            log: std::sync::Mutex::new(rx),
+        }
+    }
+
+    pub fn client(&self) -> http::Client {
+        http::Client::new(self.addr, Duration::from_secs(5))
+    }
+
+    /// `GET /metrics` in the text format.
+    pub fn metrics(&self) -> String {
+        let response = self.client().get("/metrics").expect("/metrics answers");
+        assert_eq!(response.status, 200);
+        response.text()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns (exit code, how long it took).
+    pub fn terminate(&mut self) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = started + Duration::from_secs(5);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), started.elapsed());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slpocapp did not exit within 5 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Slpocapp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of the sample whose line starts with `prefix` (None if absent).
+pub fn sample_value(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+}

@@ -88,7 +88,9 @@ fn run(config: &Config, termination: &signals::Termination) -> Result<ExitCode, 
             return Ok(ExitCode::SUCCESS);
         }
         if server.failed() {
-            eprintln!("slpocapp: the server stopped accepting connections; exiting to be restarted");
+            eprintln!(
+                "slpocapp: the server stopped accepting connections; exiting to be restarted"
+            );
             return Ok(ExitCode::FAILURE);
         }
     }
@@ -143,11 +145,18 @@ impl App {
         if !self.work.is_zero() {
             std::thread::sleep(self.work);
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         body.extend_from_slice(b"{\"Respuesta de:\": \"");
         json_escape(body, &self.pod);
         body.extend_from_slice(
-            format!(" processing time: {}.{:06}\"}}", now.as_secs(), now.subsec_micros()).as_bytes(),
+            format!(
+                " processing time: {}.{:06}\"}}",
+                now.as_secs(),
+                now.subsec_micros()
+            )
+            .as_bytes(),
         );
         self.requests.inc();
         drop(timer);
@@ -161,7 +170,9 @@ fn json_escape(out: &mut Vec<u8>, s: &str) {
         match c {
             '"' => out.extend_from_slice(b"\\\""),
             '\\' => out.extend_from_slice(b"\\\\"),
-            c if (c as u32) < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+            c if (c as u32) < 0x20 => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
             c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
         }
     }
@@ -204,6 +215,9 @@ mod tests {
     fn json_escape_keeps_the_string_valid() {
         let mut out = Vec::new();
         json_escape(&mut out, "pod-\"a\\b\"\n\u{1}ñ");
-        assert_eq!(String::from_utf8(out).unwrap(), "pod-\\\"a\\\\b\\\"\\u000a\\u0001ñ");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "pod-\\\"a\\\\b\\\"\\u000a\\u0001ñ"
+        );
     }
 }
