@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{HOSTILE_HELP, HOSTILE_VALUES, encode, hostile_registry, now};
+use common::{HOSTILE_HELP, HOSTILE_VALUES, Slpocapp, encode, hostile_registry, now};
 use promlite::Format;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -340,4 +340,52 @@ fn promtool_rejects_a_broken_exposition() {
         })
         .expect("promtool is installed");
     assert!(!out.status.success());
+}
+
+/// Runs `parse_back.py` on a live scrape of slpocapp after `requests` requests to `/`.
+fn slpocapp_parses_back(openmetrics: bool) {
+    let app = Slpocapp::start(&[]);
+    let requests = 7;
+    for _ in 0..requests {
+        assert_eq!(app.client().get("/").unwrap().status, 200);
+    }
+    let accept = if openmetrics { "application/openmetrics-text; version=1.0.0" } else { "text/plain" };
+    let scrape = app.client().request("GET", "/metrics", &[("Accept", accept)]).unwrap();
+    let flag = if openmetrics { "openmetrics" } else { "text" };
+    let dir = scratch_dir(&format!("conformance-slpocapp-{flag}"));
+    std::fs::write(dir.join("exposition"), &scrape.body).unwrap();
+    let labels = "{\"namespace\": \"test-ns\", \"pod\": \"test-pod\"}";
+    let expected = format!(
+        "{{\"partial\": true, \"families\": [], \"created_window\": [0, 1e12], \"samples\": [\
+         [\"slpocapp_request_operations_total\", {labels}, {requests}],\
+         [\"slpocapp_request_duration_seconds_count\", {labels}, {requests}]]}}"
+    );
+    std::fs::write(dir.join("expected.json"), expected).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/parse_back.py");
+    let said = run(Command::new(python()).arg(script).arg(flag).arg(dir.join("exposition")).arg(dir.join("expected.json")));
+    println!("{said}");
+}
+
+#[test]
+#[ignore = "needs prometheus-client in a Python venv; scripts/test.sh runs it"]
+fn slpocapp_scrapes_parse_back_with_both_python_parsers() {
+    slpocapp_parses_back(false);
+    slpocapp_parses_back(true);
+}
+
+#[test]
+#[ignore = "needs promtool (Debian package prometheus); scripts/test.sh runs it"]
+fn slpocapp_scrape_passes_promtool() {
+    let app = Slpocapp::start(&[]);
+    assert_eq!(app.client().get("/").unwrap().status, 200);
+    let dir = scratch_dir("conformance-slpocapp-promtool");
+    let path = dir.join("exposition.txt");
+    std::fs::write(&path, app.metrics()).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output()
+        .expect("promtool is installed");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool ({}): {said}", out.status);
 }
