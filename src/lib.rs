@@ -59,3 +59,8 @@ pub use server::{Answer, Exporter, Running, Stopped, respond_metrics};
 /// The HTTP server crate the exporter runs on, re-exported so that routes can name
 /// its types (`tiny_http::Request`) without a version to keep in step.
 pub use tiny_http;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
