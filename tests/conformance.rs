@@ -10,7 +10,9 @@
 
 mod common;
 
-use common::{HOSTILE_HELP, HOSTILE_VALUES, Slpocapp, encode, hostile_registry, now};
+use common::{
+    HOSTILE_HELP, HOSTILE_VALUES, SPECIAL_VALUES, Slpocapp, encode, hostile_registry, now,
+};
 use promlite::Format;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -123,17 +125,7 @@ fn expected(openmetrics: bool) -> (Vec<(String, String, String)>, Vec<Sample>) {
             samples.push(("hostile_labels_created".into(), l, None));
         }
     }
-    for (case, v) in [
-        ("pos_inf", f64::INFINITY),
-        ("neg_inf", f64::NEG_INFINITY),
-        ("nan", f64::NAN),
-        ("huge", 1e300),
-        ("tiny", 1e-300),
-        ("negative_zero", -0.0),
-        ("million", 1e6),
-        ("third", 1.0 / 3.0),
-        ("negative", -123.456),
-    ] {
+    for &(case, v) in SPECIAL_VALUES {
         samples.push(("special_values".into(), labels(&[("case", case)]), Some(v)));
     }
     for (i, v) in HOSTILE_VALUES.iter().enumerate() {
@@ -349,8 +341,15 @@ fn slpocapp_parses_back(openmetrics: bool) {
     for _ in 0..requests {
         assert_eq!(app.client().get("/").unwrap().status, 200);
     }
-    let accept = if openmetrics { "application/openmetrics-text; version=1.0.0" } else { "text/plain" };
-    let scrape = app.client().request("GET", "/metrics", &[("Accept", accept)]).unwrap();
+    let accept = if openmetrics {
+        "application/openmetrics-text; version=1.0.0"
+    } else {
+        "text/plain"
+    };
+    let scrape = app
+        .client()
+        .request("GET", "/metrics", &[("Accept", accept)])
+        .unwrap();
     let flag = if openmetrics { "openmetrics" } else { "text" };
     let dir = scratch_dir(&format!("conformance-slpocapp-{flag}"));
     std::fs::write(dir.join("exposition"), &scrape.body).unwrap();
@@ -362,7 +361,11 @@ fn slpocapp_parses_back(openmetrics: bool) {
     );
     std::fs::write(dir.join("expected.json"), expected).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/parse_back.py");
-    let said = run(Command::new(python()).arg(script).arg(flag).arg(dir.join("exposition")).arg(dir.join("expected.json")));
+    let said = run(Command::new(python())
+        .arg(script)
+        .arg(flag)
+        .arg(dir.join("exposition"))
+        .arg(dir.join("expected.json")));
     println!("{said}");
 }
 
@@ -386,6 +389,14 @@ fn slpocapp_scrape_passes_promtool() {
         .stdin(std::fs::File::open(&path).unwrap())
         .output()
         .expect("promtool is installed");
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.trim().is_empty(), "promtool ({}): {said}", out.status);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool ({}): {said}",
+        out.status
+    );
 }

@@ -366,27 +366,13 @@ impl Shared {
                 Answer::ok(format.content_type())
             }
             "/healthz" if self.failed.load(Relaxed) => {
-                body.extend_from_slice(b"not accepting connections\n");
-                Answer {
-                    status: 503,
-                    ..Answer::ok(TEXT)
-                }
+                plain(body, 503, "not accepting connections")
             }
-            "/healthz" => {
-                body.extend_from_slice(b"ok\n");
-                Answer::ok(TEXT)
-            }
+            "/healthz" => plain(body, 200, "ok"),
             "/readyz" if self.stopping.load(Relaxed) || self.failed.load(Relaxed) => {
-                body.extend_from_slice(b"shutting down\n");
-                Answer {
-                    status: 503,
-                    ..Answer::ok(TEXT)
-                }
+                plain(body, 503, "shutting down")
             }
-            "/readyz" => {
-                body.extend_from_slice(b"ready\n");
-                Answer::ok(TEXT)
-            }
+            "/readyz" => plain(body, 200, "ready"),
             _ => match self
                 .routes
                 .as_ref()
@@ -395,17 +381,24 @@ impl Shared {
                 Some(answer) => answer,
                 None => {
                     body.clear();
-                    body.extend_from_slice(b"not found\n");
-                    Answer {
-                        status: 404,
-                        ..Answer::ok(TEXT)
-                    }
+                    plain(body, 404, "not found")
                 }
             },
         };
         let n = self.answers.fetch_add(1, Relaxed) + 1;
         let close = self.stopping.load(Relaxed) || n % self.keep_alive == 0;
         respond(request, &answer, close, body, &mut buffers.response).is_ok()
+    }
+}
+
+/// A short plain-text answer: `text` and a newline.
+fn plain(body: &mut Vec<u8>, status: u16, text: &str) -> Answer {
+    body.extend_from_slice(text.as_bytes());
+    body.push(b'\n');
+    Answer {
+        status,
+        content_type: TEXT,
+        allow: None,
     }
 }
 

@@ -45,6 +45,19 @@ pub const HOSTILE_VALUES: &[&str] = &[
     "tab\there\rcarriage",
 ];
 
+/// Gauge values at the edges of f64, by case name.
+pub const SPECIAL_VALUES: &[(&str, f64)] = &[
+    ("pos_inf", f64::INFINITY),
+    ("neg_inf", f64::NEG_INFINITY),
+    ("nan", f64::NAN),
+    ("huge", 1e300),
+    ("tiny", 1e-300),
+    ("negative_zero", -0.0),
+    ("million", 1e6),
+    ("third", 1.0 / 3.0),
+    ("negative", -123.456),
+];
+
 /// HELP text with everything that needs escaping in one format or the other.
 pub const HOSTILE_HELP: &str = "Help with a back\\slash, a \"quote\",\na newline and \\n.";
 
@@ -65,17 +78,7 @@ pub fn hostile_registry() -> Registry {
     let values = registry
         .gauge_family("special_values", "Values at the edges of f64.", &["case"])
         .unwrap();
-    for (case, v) in [
-        ("pos_inf", f64::INFINITY),
-        ("neg_inf", f64::NEG_INFINITY),
-        ("nan", f64::NAN),
-        ("huge", 1e300),
-        ("tiny", 1e-300),
-        ("negative_zero", -0.0),
-        ("million", 1e6),
-        ("third", 1.0 / 3.0),
-        ("negative", -123.456),
-    ] {
+    for &(case, v) in SPECIAL_VALUES {
         values.with_labels(&[case]).unwrap().set(v);
     }
     let latency = registry
