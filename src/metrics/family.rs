@@ -107,7 +107,7 @@ impl Series for Gauge {
 impl Series for Histogram {
     type Config = crate::metrics::histogram::Buckets;
     fn create(config: &Self::Config, key: SeriesKey) -> Self {
-        Histogram::new(Arc::clone(&config.bounds), key)
+        Histogram::new(config, key)
     }
     fn key(&self) -> &SeriesKey {
         &self.inner.key
