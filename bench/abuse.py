@@ -7,6 +7,7 @@ Scenarios, each against a fresh process on 127.0.0.1:
   flood     one client pipelines GET / as fast as it can and never reads an answer
   idle      500 connections opened and held without sending anything
   endless   one client sends a header line that never ends, 1 MiB/s
+  bodies    200 clients a second each declare a body of a petabyte and leave
 """
 import os
 import socket
@@ -92,6 +93,18 @@ def endless(port, stop):
         stop.wait(1)
 
 
+def bodies(port, stop):
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000\r\n\r\n"
+    while not stop.is_set():
+        for _ in range(200):
+            try:
+                with socket.create_connection(("127.0.0.1", port)) as s:
+                    s.sendall(request)
+            except OSError:
+                pass
+        stop.wait(1)
+
+
 def run(name, attack):
     p, port = start()
     time.sleep(0.3)
@@ -119,7 +132,7 @@ def run(name, attack):
 
 
 ONLY = os.environ.get("ONLY")
-for name, attack in [("flood", flood), ("idle", idle), ("endless", endless)]:
+for name, attack in [("flood", flood), ("idle", idle), ("endless", endless), ("bodies", bodies)]:
     if ONLY and name != ONLY:
         continue
     run(name, attack)

@@ -28,7 +28,7 @@ impl Registry {
             "CPU time used by the process, user and system together, in seconds.",
             &[],
             |s| {
-                if let Some(stat) = Stat::read() {
+                if let Some(stat) = Stat::recent() {
                     let _ = s.push(
                         &[],
                         (stat.utime + stat.stime) as f64 / AUXV.ticks_per_second,

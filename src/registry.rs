@@ -179,7 +179,9 @@ impl Registry {
 
     /// Registers a gauge family whose samples `collect` yields at every scrape,
     /// for values that live elsewhere. The closure pushes label values and a value
-    /// into the [`Samples`] it is given.
+    /// into the [`Samples`] it is given. It runs while the registry is locked for
+    /// the scrape: it must not register or unregister in the same registry (that
+    /// would wait for the scrape to end, for ever).
     ///
     /// ```
     /// let registry = promlite::Registry::new();
@@ -331,6 +333,10 @@ impl Registry {
     ) -> Result<(), Error> {
         check_metric_name(name)?;
         check_label_names(kind, label_names)?;
+        if kind == MetricType::Counter && name == "_total" {
+            // Its OpenMetrics family name would be empty.
+            return Err(Error::InvalidMetricName(name.to_owned()));
+        }
         let exposed = exposed_name(kind, name);
         let claims = claimed_names(kind, &exposed);
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
@@ -427,6 +433,10 @@ mod tests {
         let r = Registry::new();
         assert!(matches!(
             r.counter("bad name", ""),
+            Err(Error::InvalidMetricName(_))
+        ));
+        assert!(matches!(
+            r.counter("_total", ""),
             Err(Error::InvalidMetricName(_))
         ));
         assert!(matches!(

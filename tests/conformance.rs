@@ -54,13 +54,13 @@ fn histogram_samples(
         let below = observations.iter().filter(|&&o| o <= *bound).count();
         out.push((format!("{name}_bucket"), l, Some(below as f64)));
     }
-    out.push((
-        format!("{name}_count"),
-        labels(base),
-        Some(observations.len() as f64),
-    ));
     let sum = observations.iter().fold(0.0, |s, o| s + o);
-    out.push((format!("{name}_sum"), labels(base), Some(sum)));
+    // OpenMetrics: no `_sum` (nor `_count`) with negative bounds or a negative sum.
+    if !openmetrics || (bounds.iter().all(|&b| b >= 0.0) && sum >= 0.0) {
+        let count = observations.len() as f64;
+        out.push((format!("{name}_count"), labels(base), Some(count)));
+        out.push((format!("{name}_sum"), labels(base), Some(sum)));
+    }
     if openmetrics {
         out.push((format!("{name}_created"), labels(base), None));
     }
@@ -88,6 +88,8 @@ fn expected(openmetrics: bool) -> (Vec<(String, String, String)>, Vec<Sample>) {
     family("hostile_labels", "counter", HOSTILE_HELP);
     family("special_values", "gauge", "Values at the edges of f64.");
     family("hostile_latency_seconds", "histogram", HOSTILE_HELP);
+    family("temperature_celsius", "histogram", "Negative bounds.");
+    family("offset_seconds", "histogram", "A negative sum.");
     family(
         "bytes_processed",
         "counter",
@@ -140,6 +142,29 @@ fn expected(openmetrics: bool) -> (Vec<(String, String, String)>, Vec<Sample>) {
             om,
         );
     }
+    let temperature_le: [&str; 5] = if om {
+        ["-10.0", "0.0", "10.0", "30.0", "+Inf"]
+    } else {
+        ["-10", "0", "10", "30", "+Inf"]
+    };
+    histogram_samples(
+        &mut samples,
+        "temperature_celsius",
+        &[],
+        &[-10.0, 0.0, 10.0, 30.0],
+        &temperature_le,
+        &[-5.0, 20.0],
+        om,
+    );
+    histogram_samples(
+        &mut samples,
+        "offset_seconds",
+        &[],
+        &[1.0],
+        if om { &["1.0", "+Inf"] } else { &["1", "+Inf"] },
+        &[-2.0],
+        om,
+    );
     samples.push(("bytes_processed_total".into(), vec![], Some(3.5)));
     if om {
         samples.push(("bytes_processed_created".into(), vec![], None));

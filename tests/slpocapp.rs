@@ -409,3 +409,70 @@ fn the_pod_falls_back_to_the_host_name_and_the_namespace_to_default() {
     );
     assert!(metrics.contains(&expected), "{metrics}");
 }
+
+#[test]
+fn declared_bodies_never_crash_or_block_the_workers() {
+    let app = Slpocapp::start(&["--workers", "2"]);
+    // A body of a petabyte, declared and never sent: tiny_http would allocate it
+    // whole when the request is dropped, which aborted the process.
+    let mut huge = TcpStream::connect(app.addr).unwrap();
+    huge.write_all(
+        b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000\r\n\r\n",
+    )
+    .unwrap();
+    // Bodies declared and not sent, on more connections than there are workers.
+    let waiting: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = TcpStream::connect(app.addr).unwrap();
+            s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..5 {
+        answers_quickly(&app, Duration::from_millis(500));
+    }
+    // The petabyte client leaves: the process is still there and answering.
+    drop(huge);
+    drop(waiting);
+    std::thread::sleep(Duration::from_millis(200));
+    answers_quickly(&app, Duration::from_millis(500));
+    // A body that is sent whole is read, and the request answered (405 here).
+    let mut c = app.client();
+    let mut s = TcpStream::connect(app.addr).unwrap();
+    s.write_all(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
+    s.write_all(&vec![b'x'; 100_000]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = std::io::BufReader::new(s);
+    let response = common::http::read_response(&mut reader, false).unwrap();
+    assert_eq!(response.status, 405);
+    assert_eq!(c.get("/healthz").unwrap().status, 200);
+    assert_eq!(sample_value(&app.metrics(), REQUESTS), Some(0.0));
+}
+
+#[test]
+fn pipelined_requests_are_all_answered_in_order() {
+    let app = Slpocapp::start(&["--workers", "8"]);
+    // Requests of one connection taken by two workers at once must still be
+    // answered in order, and none may be lost (a worker waiting for an earlier
+    // answer that sits in its own queue would hang for ever).
+    for round in 0..300 {
+        let mut s = TcpStream::connect(app.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /readyz HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .unwrap();
+        let mut reader = std::io::BufReader::new(s);
+        let statuses: Vec<u16> = (0..3)
+            .map(|_| {
+                common::http::read_response(&mut reader, false)
+                    .unwrap_or_else(|e| panic!("round {round}: {e}"))
+                    .status
+            })
+            .collect();
+        assert_eq!(statuses, [200, 404, 200], "round {round}");
+    }
+}

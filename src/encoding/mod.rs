@@ -375,12 +375,17 @@ impl Writer<'_> {
                 cumulative += series.bucket_count(i);
                 self.count(cumulative);
             }
-            self.sample_start(name, "_count", &labels);
-            self.close_labels(&labels);
-            self.count(cumulative);
-            self.sample_start(name, "_sum", &labels);
-            self.close_labels(&labels);
-            self.value(series.sum());
+            // OpenMetrics treats `_sum` as a counter: it forbids it (and then
+            // `_count`) with negative bounds, and a negative one cannot be written.
+            let sum = series.sum();
+            if !self.openmetrics || !(family.config.negative || sum < 0.0) {
+                self.sample_start(name, "_count", &labels);
+                self.close_labels(&labels);
+                self.count(cumulative);
+                self.sample_start(name, "_sum", &labels);
+                self.close_labels(&labels);
+                self.value(sum);
+            }
             if self.openmetrics {
                 self.sample_start(name, "_created", &labels);
                 self.close_labels(&labels);

@@ -5,6 +5,9 @@ use crate::metrics::family::SeriesKey;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// 2^53: below it every whole number is an exact `f64`.
+const MAX_WHOLE: f64 = 9_007_199_254_740_992.0;
+
 /// A monotonic counter. Cloning it is cheap and every clone updates the same series.
 ///
 /// Whole increments ([`inc`](Counter::inc), and [`inc_by`](Counter::inc_by) with a
@@ -57,10 +60,17 @@ impl Counter {
         if !(v.is_finite() && v >= 0.0) {
             return Err(Error::InvalidIncrement(v));
         }
-        // Whole numbers that fit go to the integer cell: exact, and one atomic add.
-        if v.fract() == 0.0 && v < 1e18 {
-            self.inner.whole.fetch_add(v as u64, Relaxed);
-            return Ok(());
+        // Whole numbers go to the integer cell, exact, as long as it stays below
+        // 2^53 (beyond, an f64 could not tell its next values apart anyway).
+        if v.fract() == 0.0 && v < MAX_WHOLE {
+            let added = self.inner.whole.fetch_update(Relaxed, Relaxed, |whole| {
+                whole
+                    .checked_add(v as u64)
+                    .filter(|&sum| (sum as f64) < MAX_WHOLE)
+            });
+            if added.is_ok() {
+                return Ok(());
+            }
         }
         let _ = self.inner.fraction.fetch_update(Relaxed, Relaxed, |bits| {
             Some((f64::from_bits(bits) + v).to_bits())
@@ -114,9 +124,18 @@ mod tests {
     #[test]
     fn huge_whole_increments_keep_going_up() {
         let c = Counter::new(SeriesKey::new(&[], 0));
-        c.inc_by(1e18).unwrap(); // beyond the integer fast path: goes to the float cell
-        c.inc_by(1e17).unwrap(); // integer cell
-        assert_eq!(c.get(), 1.1e18);
+        c.inc_by(1e18).unwrap(); // beyond 2^53: the float cell
+        c.inc_by(1e15).unwrap(); // integer cell
+        assert_eq!(c.get(), 1.001e18);
+        // Many large whole increments never wrap the integer cell around.
+        let d = Counter::new(SeriesKey::new(&[], 0));
+        let mut last = 0.0;
+        for _ in 0..40 {
+            d.inc_by(9.9e17 / 2.0f64.powi(7)).unwrap();
+            d.inc_by(9.9e17).unwrap();
+            assert!(d.get() > last, "the counter went down");
+            last = d.get();
+        }
     }
 
     #[test]

@@ -144,6 +144,12 @@ impl<M: Series> FamilyCore<M> {
         }
     }
 
+    /// The hash of a label set, as the table places it.
+    #[inline]
+    fn hash(&self, values: &[&str]) -> u64 {
+        hash_parts(self.seed, values.iter().map(|v| v.as_bytes()))
+    }
+
     /// Calls `f` on every series, in creation order, under the read lock.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&M)) {
         let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
@@ -183,7 +189,7 @@ impl<M: Series> Family<M> {
                 got: values.len(),
             });
         }
-        let hash = hash_parts(core.seed, values.iter().map(|v| v.as_bytes()));
+        let hash = core.hash(values);
         {
             let table = core.table.read().unwrap_or_else(PoisonError::into_inner);
             if let Some((_, i)) = table.find(hash, values) {
@@ -219,7 +225,7 @@ impl<M: Series> Family<M> {
             .table
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let hash = hash_parts(self.core.seed, values.iter().map(|v| v.as_bytes()));
+        let hash = self.core.hash(values);
         table.remove(hash, values)
     }
 

@@ -29,7 +29,10 @@ pub const DEFAULT_BUCKETS: [f64; 11] = [
 /// A histogram. Cloning it is cheap and every clone updates the same series.
 ///
 /// The buckets are upper bounds, finite and strictly increasing; the `+Inf`
-/// bucket is always there and need not be given.
+/// bucket is always there and need not be given. Negative bounds and negative
+/// observations are allowed, but OpenMetrics treats `_sum` as a counter: in that
+/// format a histogram with a negative bound, or whose sum is negative, is written
+/// without `_sum` and `_count` (the text format always has them).
 ///
 /// ```
 /// let registry = promlite::Registry::new();
@@ -246,6 +249,8 @@ pub struct Buckets {
     /// The bounds as a series searches them; see [`HistogramSeries::bounds`].
     pub(crate) bounds: Arc<[f64]>,
     pub(crate) finite: usize,
+    /// Whether a bound is negative: OpenMetrics then forbids `_sum` (and `_count`).
+    pub(crate) negative: bool,
     /// The `le` values in the text format, `+Inf` last.
     pub(crate) le_text: Box<[Box<str>]>,
     /// The `le` values in OpenMetrics canonical form (`1.0`, not `1`), `+Inf` last.
@@ -263,6 +268,7 @@ impl Buckets {
                 .collect()
         };
         let finite = bounds.len();
+        let negative = bounds.first().is_some_and(|&b| b < 0.0);
         let mut search = bounds.to_vec();
         if finite <= 16 {
             search.resize(finite.next_multiple_of(4), f64::INFINITY);
@@ -272,6 +278,7 @@ impl Buckets {
             le_openmetrics: render(true),
             bounds: search.into(),
             finite,
+            negative,
         })
     }
 }

@@ -33,12 +33,20 @@ impl MetricType {
     }
 }
 
+/// Whether `name` matches `[a-zA-Z_][a-zA-Z0-9_]*`, with `:` allowed too if `colons`.
+fn valid_name(name: &str, colons: bool) -> bool {
+    !name.is_empty()
+        && name.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_alphabetic()
+                || b == b'_'
+                || (colons && b == b':')
+                || (i > 0 && b.is_ascii_digit())
+        })
+}
+
 /// Checks a metric name against the Prometheus rule `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub(crate) fn check_metric_name(name: &str) -> Result<(), Error> {
-    let valid = name.bytes().enumerate().all(|(i, b)| {
-        b.is_ascii_alphabetic() || b == b'_' || b == b':' || (i > 0 && b.is_ascii_digit())
-    });
-    if valid && !name.is_empty() {
+    if valid_name(name, true) {
         Ok(())
     } else {
         Err(Error::InvalidMetricName(name.to_owned()))
@@ -50,11 +58,7 @@ pub(crate) fn check_metric_name(name: &str) -> Result<(), Error> {
 /// names the library writes itself for this type (`le` and `quantile` on histograms).
 pub(crate) fn check_label_names(kind: MetricType, names: &[&str]) -> Result<(), Error> {
     for (i, name) in names.iter().enumerate() {
-        let valid = !name.is_empty()
-            && name.bytes().enumerate().all(|(j, b)| {
-                b.is_ascii_alphabetic() || b == b'_' || (j > 0 && b.is_ascii_digit())
-            });
-        if !valid {
+        if !valid_name(name, false) {
             return Err(Error::InvalidLabelName((*name).to_owned()));
         }
         let reserved = name.starts_with("__")

@@ -1,4 +1,4 @@
-//! One worker per client connection at a time, and refusal of clients that
+//! One thread per client connection at a time, and refusal of clients that
 //! pipeline requests without reading the answers.
 //!
 //! tiny_http reads a connection's requests ahead and queues every one of them for
@@ -24,20 +24,47 @@ pub(crate) const MAX_PENDING: usize = 64;
 /// How long a refused connection stays refused after its last request.
 const REFUSE_FOR: Duration = Duration::from_secs(10);
 
-/// Refused entries are swept once the table grows past this.
+/// Refused entries are swept when the table grows past this, at most once per
+/// `REFUSE_FOR`.
 const SWEEP_AT: usize = 1024;
 
-#[derive(Default)]
 pub(crate) struct Connections {
-    table: Mutex<HashMap<SocketAddr, Conn>>,
+    table: Mutex<Table>,
 }
 
-/// A connection that a worker owns (or that is refused).
-#[derive(Default)]
+struct Table {
+    conns: HashMap<SocketAddr, Conn>,
+    swept: Instant,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections {
+            table: Mutex::new(Table {
+                conns: HashMap::new(),
+                swept: Instant::now(),
+            }),
+        }
+    }
+}
+
+/// A connection that a thread owns, or that is refused (or both: refused while
+/// its owner is still writing to it).
 struct Conn {
+    owned: bool,
     pending: VecDeque<Request>,
     /// Set once the connection misbehaved; updated at each refused request.
     refused: Option<Instant>,
+}
+
+impl Conn {
+    fn owned() -> Conn {
+        Conn {
+            owned: true,
+            pending: VecDeque::new(),
+            refused: None,
+        }
+    }
 }
 
 /// What a worker does with a request it received.
@@ -50,31 +77,43 @@ pub(crate) enum Claim {
     Refuse(Vec<Request>),
 }
 
+/// What the owner of a connection does after an answer.
+pub(crate) enum Next {
+    /// Answer this request of the connection, which waited meanwhile.
+    Serve(Request),
+    /// Drop these: the connection is refused, and no longer owned.
+    Refuse(Vec<Request>),
+    /// Nothing: the connection is no longer owned.
+    Done,
+}
+
 impl Connections {
     pub(crate) fn claim(&self, peer: SocketAddr, request: Request) -> Claim {
         let now = Instant::now();
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        if table.len() >= SWEEP_AT {
-            table.retain(|_, c| c.refused.is_none_or(|t| now - t < REFUSE_FOR));
+        if table.conns.len() >= SWEEP_AT && now - table.swept >= REFUSE_FOR {
+            table.swept = now;
+            table
+                .conns
+                .retain(|_, c| c.owned || c.refused.is_some_and(|t| now - t < REFUSE_FOR));
         }
-        // An entry exists exactly while a worker owns the connection, or while
-        // the connection is refused: a missing entry means nobody owns it.
-        let conn = match table.entry(peer) {
+        let conn = match table.conns.entry(peer) {
             Entry::Vacant(slot) => {
-                slot.insert(Conn::default());
+                slot.insert(Conn::owned());
                 return Claim::Serve(request);
             }
             Entry::Occupied(slot) => slot.into_mut(),
         };
         match conn.refused {
-            Some(t) if now - t < REFUSE_FOR => {
+            // Refused long ago, and nobody is writing to it: the port now belongs
+            // to a new connection.
+            Some(t) if now - t >= REFUSE_FOR && !conn.owned => {
+                *conn = Conn::owned();
+                Claim::Serve(request)
+            }
+            Some(_) => {
                 conn.refused = Some(now);
                 Claim::Refuse(vec![request])
-            }
-            // Refused long ago: the port now belongs to a new connection.
-            Some(_) => {
-                *conn = Conn::default();
-                Claim::Serve(request)
             }
             None if conn.pending.len() < MAX_PENDING => {
                 conn.pending.push_back(request);
@@ -90,21 +129,23 @@ impl Connections {
     }
 
     /// Called by the owner after each answer: the next waiting request, if any.
-    /// When the answer could not be written, the connection is refused and its
-    /// waiting requests come back to be dropped.
+    /// When the answer could not be written (or the connection was refused
+    /// meanwhile), the connection is refused and its waiting requests come back
+    /// to be dropped.
     pub(crate) fn next(&self, peer: SocketAddr, written: bool) -> Next {
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(conn) = table.get_mut(&peer) else {
+        let Some(conn) = table.conns.get_mut(&peer) else {
             return Next::Done;
         };
         if !written || conn.refused.is_some() {
             conn.refused = Some(Instant::now());
+            conn.owned = false;
             return Next::Refuse(conn.pending.drain(..).collect());
         }
         match conn.pending.pop_front() {
             Some(request) => Next::Serve(request),
             None => {
-                table.remove(&peer);
+                table.conns.remove(&peer);
                 Next::Done
             }
         }
@@ -112,14 +153,8 @@ impl Connections {
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.table.lock().unwrap().len()
+        self.table.lock().unwrap().conns.len()
     }
-}
-
-pub(crate) enum Next {
-    Serve(Request),
-    Refuse(Vec<Request>),
-    Done,
 }
 
 #[cfg(test)]

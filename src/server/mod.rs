@@ -21,7 +21,10 @@
 //!   that leaves open and how the deployment closes it.
 //! * **Pipelining flood.** See [`connections`]: a connection occupies at most one
 //!   worker, and one that floods is refused.
+//! * **Request bodies.** tiny_http reads a large body when the request is dropped,
+//!   allocating its whole declared length at once; see [`bodies`].
 
+mod bodies;
 mod connections;
 mod listener;
 
@@ -30,7 +33,7 @@ use crate::registry::{Registry, default_registry};
 use connections::{Claim, Connections, Next};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -201,21 +204,29 @@ impl Exporter {
             stopping: AtomicBool::new(false),
             failed: AtomicBool::new(false),
             answers: AtomicU64::new(0),
+            receiving: Mutex::new(()),
+            body_threads: AtomicUsize::new(0),
+            leaked: AtomicU64::new(0),
         });
-        let workers = (0..self.workers)
-            .map(|i| {
-                let shared = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("promlite-http-{i}"))
-                    .spawn(move || shared.work())
-            })
-            .collect::<io::Result<Vec<_>>>()?;
-        Ok(Running {
-            shared,
-            workers: Mutex::new(workers),
+        let running = Running {
+            shared: Arc::clone(&shared),
+            workers: Mutex::new(Vec::with_capacity(self.workers)),
             listener: control,
             local_addr,
-        })
+        };
+        for i in 0..self.workers {
+            let shared = Arc::clone(&shared);
+            // On an error, dropping `running` stops the workers already started.
+            let worker = std::thread::Builder::new()
+                .name(format!("promlite-http-{i}"))
+                .spawn(move || shared.work())?;
+            running
+                .workers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(worker);
+        }
+        Ok(running)
     }
 }
 
@@ -247,6 +258,14 @@ impl Running {
         self.shared.answers.load(Relaxed)
     }
 
+    /// Requests that had to be leaked rather than dropped or answered: requests
+    /// that declared a body over 16 MiB (tiny_http would allocate its whole length
+    /// at once when the request is dropped), or that came while 256 other bodies
+    /// were being read.
+    pub fn leaked_requests(&self) -> u64 {
+        self.shared.leaked.load(Relaxed)
+    }
+
     /// Whether tiny_http stopped accepting connections on its own (its accept loop
     /// ends at the first `accept()` error, for example when file descriptors run
     /// out). The server cannot recover; `/healthz` answers 503 from then on, so
@@ -257,7 +276,8 @@ impl Running {
 
     /// Stops gracefully: `/readyz` turns 503, the listener closes (new connections
     /// are refused), requests already received are answered with
-    /// `Connection: close`, and the workers end. Waits for them until `deadline`.
+    /// `Connection: close` (so that clients close their connections), and the
+    /// workers end. Waits for them until `deadline`.
     pub fn shutdown(&self, deadline: Duration) -> Stopped {
         let until = Instant::now() + deadline;
         self.shared.stopping.store(true, Relaxed);
@@ -299,7 +319,20 @@ struct Shared {
     stopping: AtomicBool,
     failed: AtomicBool,
     answers: AtomicU64,
+    /// Held from taking a request off tiny_http's queue until its connection is
+    /// claimed, so that a connection's requests are claimed in the order they came.
+    /// (Otherwise the owner could hold a later request while an earlier one waits
+    /// in its queue, and tiny_http, which writes answers in order, would make the
+    /// owner wait for ever for the earlier answer.)
+    receiving: Mutex<()>,
+    /// Threads reading request bodies; see [`bodies`].
+    body_threads: AtomicUsize,
+    leaked: AtomicU64,
 }
+
+/// At most this many threads read request bodies at once; past it, a request
+/// with a body is leaked rather than read.
+const MAX_BODY_THREADS: usize = 256;
 
 /// A worker's buffers, reused for every request.
 #[derive(Default)]
@@ -309,43 +342,150 @@ struct Buffers {
 }
 
 impl Shared {
-    fn work(&self) {
+    fn work(self: Arc<Self>) {
         let mut buffers = Buffers::default();
         loop {
-            match self.server.recv_timeout(Duration::from_millis(20)) {
-                Ok(Some(request)) => self.serve(request, &mut buffers),
-                // Quiet for 20 ms while stopping: everything received is answered.
-                Ok(None) if self.stopping.load(Relaxed) => return,
-                Ok(None) => {}
-                Err(_) => {
-                    // tiny_http's accept loop ended: on purpose, or on an error.
-                    if !self.stopping.load(Relaxed) {
-                        self.failed.store(true, Relaxed);
+            let claimed = {
+                let _turn = self
+                    .receiving
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                match self.server.recv_timeout(Duration::from_millis(20)) {
+                    Ok(Some(request)) => match request.remote_addr().copied() {
+                        Some(peer) => Some((Some(peer), self.connections.claim(peer, request))),
+                        None => Some((None, Claim::Serve(request))),
+                    },
+                    // Quiet for 20 ms while stopping: everything received is answered.
+                    Ok(None) if self.stopping.load(Relaxed) => return,
+                    Ok(None) => None,
+                    Err(_) => {
+                        // tiny_http's accept loop ended: on purpose, or on an error.
+                        if !self.stopping.load(Relaxed) {
+                            self.failed.store(true, Relaxed);
+                        }
+                        None
                     }
                 }
+            };
+            match claimed {
+                Some((peer, Claim::Serve(request))) => self.serve(peer, request, &mut buffers),
+                Some((_, Claim::Refuse(requests))) => self.discard(requests),
+                Some((_, Claim::Queued)) | None => {}
             }
         }
     }
 
-    /// Answers `request` and, while this worker owns its connection, the
+    /// Answers `request` and, while this thread owns its connection, the
     /// requests of that connection that queued up meanwhile.
-    fn serve(&self, request: Request, buffers: &mut Buffers) {
-        let Some(peer) = request.remote_addr().copied() else {
-            self.answer(request, buffers);
-            return;
-        };
-        let mut request = match self.connections.claim(peer, request) {
-            Claim::Serve(request) => request,
-            Claim::Queued => return,
-            Claim::Refuse(requests) => return refuse(requests),
-        };
+    fn serve(
+        self: &Arc<Self>,
+        peer: Option<SocketAddr>,
+        mut request: Request,
+        buffers: &mut Buffers,
+    ) {
         loop {
+            if let Some(declared) = bodies::unread_body(&request) {
+                return self.hand_off(peer, request, declared, true);
+            }
             let written = self.answer(request, buffers);
+            let Some(peer) = peer else { return };
             request = match self.connections.next(peer, written) {
                 Next::Serve(next) => next,
-                Next::Refuse(requests) => return refuse(requests),
+                Next::Refuse(requests) => return self.discard(requests),
                 Next::Done => return,
             };
+        }
+    }
+
+    /// Drops requests without answering: taking the writer keeps tiny_http from
+    /// writing its default 500 response to a client that does not read. A request
+    /// with an unread body goes to a body thread instead (dropping it here would
+    /// read, and allocate, its body).
+    fn discard(self: &Arc<Self>, requests: Vec<Request>) {
+        for request in requests {
+            match bodies::unread_body(&request) {
+                Some(declared) => self.hand_off(None, request, declared, false),
+                None => drop(request.into_writer()),
+            }
+        }
+    }
+
+    /// Moves a request with an unread body, and with it the ownership of its
+    /// connection, to a thread of its own, which reads the body and then answers
+    /// (if `answer`) and serves the connection on.
+    fn hand_off(
+        self: &Arc<Self>,
+        peer: Option<SocketAddr>,
+        request: Request,
+        declared: usize,
+        answer: bool,
+    ) {
+        if declared > bodies::READ_UP_TO {
+            return self.leak(peer, request);
+        }
+        if self.body_threads.fetch_add(1, Relaxed) < MAX_BODY_THREADS {
+            // The request goes over a channel once the thread exists: had the spawn
+            // failed, a request moved into the closure would be dropped right here.
+            let (give, take) = std::sync::mpsc::channel::<Request>();
+            let shared = Arc::clone(self);
+            let spawned = std::thread::Builder::new()
+                .name("promlite-body".into())
+                .spawn(move || {
+                    if let Ok(request) = take.recv() {
+                        shared.serve_body(peer, request, declared, answer);
+                    }
+                    shared.body_threads.fetch_sub(1, Relaxed);
+                });
+            if spawned.is_ok() {
+                if let Err(returned) = give.send(request) {
+                    self.leak(peer, returned.0);
+                }
+                return;
+            }
+        }
+        self.body_threads.fetch_sub(1, Relaxed);
+        self.leak(peer, request);
+    }
+
+    fn serve_body(
+        self: &Arc<Self>,
+        peer: Option<SocketAddr>,
+        mut request: Request,
+        declared: usize,
+        answer: bool,
+    ) {
+        let whole = bodies::drain(&mut request, declared);
+        if !(whole && answer) {
+            drop(request.into_writer());
+            if !whole {
+                self.give_up_connection(peer);
+            }
+            return;
+        }
+        let mut buffers = Buffers::default();
+        let written = self.answer(request, &mut buffers);
+        let Some(peer) = peer else { return };
+        match self.connections.next(peer, written) {
+            Next::Serve(next) => self.serve(Some(peer), next, &mut buffers),
+            Next::Refuse(requests) => self.discard(requests),
+            Next::Done => {}
+        }
+    }
+
+    /// Leaks a request whose body cannot be read safely (see [`bodies`]), and gives
+    /// up its connection.
+    fn leak(self: &Arc<Self>, peer: Option<SocketAddr>, request: Request) {
+        std::mem::forget(request);
+        self.leaked.fetch_add(1, Relaxed);
+        self.give_up_connection(peer);
+    }
+
+    /// Refuses the rest of a connection this thread owns: its stream is broken.
+    fn give_up_connection(self: &Arc<Self>, peer: Option<SocketAddr>) {
+        if let Some(peer) = peer {
+            if let Next::Refuse(requests) = self.connections.next(peer, false) {
+                self.discard(requests);
+            }
         }
     }
 
@@ -353,18 +493,29 @@ impl Shared {
     fn answer(&self, request: Request, buffers: &mut Buffers) -> bool {
         let body = &mut buffers.body;
         body.clear();
+        // A panic in the application's routes or in a collector must not take the
+        // worker (and the connection it owns) with it: it is a 500.
+        let routed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(&request, body)));
+        let answer = routed.unwrap_or_else(|_| {
+            body.clear();
+            plain(body, 500, "internal error")
+        });
+        let n = self.answers.fetch_add(1, Relaxed) + 1;
+        let close = self.stopping.load(Relaxed) || n % self.keep_alive == 0;
+        respond(request, &answer, close, body, &mut buffers.response).is_ok()
+    }
+
+    /// What to answer, with the body written into `body`.
+    fn route(&self, request: &Request, body: &mut Vec<u8>) -> Answer {
         let path = request.url().split('?').next().unwrap_or("");
         let read_only = matches!(request.method(), Method::Get | Method::Head);
-        let answer = match path {
+        match path {
             "/metrics" | "/healthz" | "/readyz" if !read_only => {
                 body.extend_from_slice(b"method not allowed\n");
                 Answer::method_not_allowed("GET, HEAD")
             }
-            "/metrics" => {
-                let format = header(&request, "Accept").map_or(Format::Text, Format::from_accept);
-                encode(self.registry.get(), format, body);
-                Answer::ok(format.content_type())
-            }
+            "/metrics" => metrics(request, self.registry.get(), body),
             "/healthz" if self.failed.load(Relaxed) => {
                 plain(body, 503, "not accepting connections")
             }
@@ -376,7 +527,7 @@ impl Shared {
             _ => match self
                 .routes
                 .as_ref()
-                .and_then(|routes| routes(&request, body))
+                .and_then(|routes| routes(request, body))
             {
                 Some(answer) => answer,
                 None => {
@@ -384,11 +535,15 @@ impl Shared {
                     plain(body, 404, "not found")
                 }
             },
-        };
-        let n = self.answers.fetch_add(1, Relaxed) + 1;
-        let close = self.stopping.load(Relaxed) || n % self.keep_alive == 0;
-        respond(request, &answer, close, body, &mut buffers.response).is_ok()
+        }
     }
+}
+
+/// The registry's exposition, in the format the `Accept` header asks for.
+fn metrics(request: &Request, registry: &Registry, body: &mut Vec<u8>) -> Answer {
+    let format = header(request, "Accept").map_or(Format::Text, Format::from_accept);
+    encode(registry, format, body);
+    Answer::ok(format.content_type())
 }
 
 /// A short plain-text answer: `text` and a newline.
@@ -399,14 +554,6 @@ fn plain(body: &mut Vec<u8>, status: u16, text: &str) -> Answer {
         status,
         content_type: TEXT,
         allow: None,
-    }
-}
-
-/// Drops requests without answering: taking the writer keeps tiny_http from
-/// writing its default 500 response to a client that does not read.
-fn refuse(requests: Vec<Request>) {
-    for request in requests {
-        drop(request.into_writer());
     }
 }
 
@@ -421,12 +568,14 @@ fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
 
 /// Whether the client asked to close the connection after this request.
 fn client_closes(request: &Request) -> bool {
-    let connection = header(request, "Connection").map(str::to_ascii_lowercase);
-    match connection.as_deref() {
-        Some(value) if value.contains("close") => true,
-        Some(value) if value.contains("keep-alive") => false,
-        _ => *request.http_version() < (1, 1),
-    }
+    let has = |token: &str| {
+        header(request, "Connection").is_some_and(|value| {
+            value
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        })
+    };
+    has("close") || (*request.http_version() < (1, 1) && !has("keep-alive"))
 }
 
 /// Writes the whole response (status line, headers, body) by hand, in one write,
@@ -483,14 +632,7 @@ pub fn respond_metrics(
     body: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    let format = header(&request, "Accept").map_or(Format::Text, Format::from_accept);
     body.clear();
-    encode(registry, format, body);
-    respond(
-        request,
-        &Answer::ok(format.content_type()),
-        false,
-        body,
-        out,
-    )
+    let answer = metrics(&request, registry, body);
+    respond(request, &answer, false, body, out)
 }

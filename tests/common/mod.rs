@@ -95,6 +95,19 @@ pub fn hostile_registry() -> Registry {
             h.observe(0.003 * (k * k) as f64);
         }
     }
+    let temperature = registry
+        .histogram(
+            "temperature_celsius",
+            "Negative bounds.",
+            &[-10.0, 0.0, 10.0, 30.0],
+        )
+        .unwrap();
+    temperature.observe(-5.0);
+    temperature.observe(20.0);
+    let offset = registry
+        .histogram("offset_seconds", "A negative sum.", &[1.0])
+        .unwrap();
+    offset.observe(-2.0);
     let fractional = registry
         .counter("bytes_processed", "A counter named without _total.")
         .unwrap();

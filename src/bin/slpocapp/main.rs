@@ -10,6 +10,7 @@ mod signals;
 use config::{Command, Config, USAGE};
 use promlite::tiny_http::{Method, Request};
 use promlite::{Answer, Counter, Exporter, Histogram};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -30,14 +31,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = match config::parse(std::env::args().skip(1), |key| std::env::var(key).ok()) {
+    let args: Result<Vec<String>, _> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string())
+        .collect();
+    let Ok(args) = args else {
+        eprintln!("slpocapp: an argument is not valid UTF-8 (see --help)");
+        return ExitCode::from(2);
+    };
+    let config = match config::parse(args, |key| std::env::var(key).ok()) {
         Ok(Command::Run(config)) => config,
+        // Written without `print!`, which panics when stdout is closed.
         Ok(Command::Help) => {
-            print!("{USAGE}");
+            let _ = std::io::stdout().write_all(USAGE.as_bytes());
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
-            println!("slpocapp {VERSION}");
+            let _ = writeln!(std::io::stdout(), "slpocapp {VERSION}");
             return ExitCode::SUCCESS;
         }
         Err(message) => {
@@ -150,13 +160,11 @@ impl App {
             .unwrap_or_default();
         body.extend_from_slice(b"{\"Respuesta de:\": \"");
         json_escape(body, &self.pod);
-        body.extend_from_slice(
-            format!(
-                " processing time: {}.{:06}\"}}",
-                now.as_secs(),
-                now.subsec_micros()
-            )
-            .as_bytes(),
+        let _ = write!(
+            body,
+            " processing time: {}.{:06}\"}}",
+            now.as_secs(),
+            now.subsec_micros()
         );
         self.requests.inc();
         drop(timer);
