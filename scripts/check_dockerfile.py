@@ -28,25 +28,10 @@ PORT = 8000
 BINARY = "slpocapp"
 OCI_LABELS = ["title", "description", "version", "source", "licenses"]
 
-failures = 0
-
-
-def ok(msg: str) -> None:
-    print(f"ok   {msg}")
-
-
-def fail(msg: str) -> None:
-    global failures
-    failures += 1
-    print(f"FAIL {msg}")
-
-
-def check(cond, msg: str, detail: str = "") -> bool:
-    if cond:
-        ok(msg)
-    else:
-        fail(f"{msg}{': ' + detail if detail else ''}")
-    return bool(cond)
+# One way of reporting for every check script: the helpers of check_consistency.py.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import check_consistency as report  # noqa: E402
+from check_consistency import check, fail, ok  # noqa: E402,F401
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -211,7 +196,7 @@ def main(argv: list[str]) -> int:
                                              or fnmatch.fnmatch(n, p.replace("**/", "")))}
         check(not hit, f".dockerignore keeps what the build needs ({', '.join(needed)}: .cargo/config.toml "
                        f"carries the static-linking rustflags)", f"excluded: {hit}")
-    return 1 if failures else 0
+    return 1 if report.failures else 0
 
 
 if __name__ == "__main__":

@@ -317,9 +317,14 @@ fn promtool_check_metrics_finds_no_problem() {
     registry.register_process_metrics().unwrap();
     // A family without HELP is legal, but promtool's linter rightly flags it.
     assert!(registry.unregister("no_help"));
-    let dir = scratch_dir("conformance-promtool");
-    let path = dir.join("exposition.txt");
-    std::fs::write(&path, encode(&registry, Format::Text)).unwrap();
+    promtool_finds_no_problem("conformance-promtool", encode(&registry, Format::Text));
+}
+
+/// Runs `promtool check metrics` on `exposition`; it must exit 0 and say nothing
+/// (it exits 1 on a parse error and 3 on a lint problem).
+fn promtool_finds_no_problem(scratch: &str, exposition: impl AsRef<[u8]>) {
+    let path = scratch_dir(scratch).join("exposition.txt");
+    std::fs::write(&path, exposition).unwrap();
     let out = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::fs::File::open(&path).unwrap())
@@ -330,7 +335,6 @@ fn promtool_check_metrics_finds_no_problem() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    // promtool exits 1 on a parse error and 3 on a lint problem; it must say nothing.
     assert!(
         out.status.success() && said.trim().is_empty(),
         "promtool ({}): {said}",
@@ -406,22 +410,5 @@ fn slpocapp_scrapes_parse_back_with_both_python_parsers() {
 fn slpocapp_scrape_passes_promtool() {
     let app = Slpocapp::start(&[]);
     assert_eq!(app.client().get("/").unwrap().status, 200);
-    let dir = scratch_dir("conformance-slpocapp-promtool");
-    let path = dir.join("exposition.txt");
-    std::fs::write(&path, app.metrics()).unwrap();
-    let out = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&path).unwrap())
-        .output()
-        .expect("promtool is installed");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool ({}): {said}",
-        out.status
-    );
+    promtool_finds_no_problem("conformance-slpocapp-promtool", app.metrics());
 }
