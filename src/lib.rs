@@ -47,7 +47,6 @@ mod server;
 
 pub use encoding::{Format, Samples, encode, encode_openmetrics, encode_text, write_to};
 pub use error::Error;
-pub use metrics::MetricType;
 pub use metrics::counter::Counter;
 pub use metrics::family::{DEFAULT_SERIES_LIMIT, Family, Series};
 pub use metrics::gauge::Gauge;

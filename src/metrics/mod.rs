@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The kind of a metric family, as written on its `# TYPE` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricType {
+pub(crate) enum MetricType {
     /// A value that only goes up (and resets when the process restarts).
     Counter,
     /// A value that goes up and down.
@@ -24,7 +24,7 @@ pub enum MetricType {
 
 impl MetricType {
     /// The word on the `# TYPE` line (the same in both formats).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             MetricType::Counter => "counter",
             MetricType::Gauge => "gauge",
