@@ -43,7 +43,10 @@ mod error;
 mod metrics;
 mod process;
 mod registry;
+#[cfg(unix)]
 mod server;
+#[cfg(feature = "tiny_http")]
+mod tiny;
 
 pub use encoding::{Format, Samples, encode, encode_openmetrics, encode_text, write_to};
 pub use error::Error;
@@ -54,10 +57,10 @@ pub use metrics::histogram::{
     DEFAULT_BUCKETS, Histogram, HistogramTimer, exponential_buckets, linear_buckets,
 };
 pub use registry::{Registry, default_registry};
-pub use server::{Answer, Exporter, Running, Stopped, respond_metrics};
-/// The HTTP server crate the exporter runs on, re-exported so that routes can name
-/// its types (`tiny_http::Request`) without a version to keep in step.
-pub use tiny_http;
+#[cfg(unix)]
+pub use server::{Answer, Exporter, Method, Request, Running, Stopped};
+#[cfg(feature = "tiny_http")]
+pub use tiny::respond_metrics;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,43 +1,66 @@
-//! The listening socket, made with the options tiny_http has no settings for.
+//! The listening socket, and accepting from it without blocking.
 
-use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+use rustix::net::{AddressFamily, SocketType, sockopt};
 use std::io;
-use std::net::{SocketAddr, TcpListener};
-use std::time::Duration;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 
-/// How long the kernel lets data we sent stay unacknowledged (a client that stops
-/// reading, even one that keeps its receive window shut) before it drops the
-/// connection.
-pub(crate) const UNACKED_DATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// The kernel's queue of connections not yet accepted: a burst of new connections
+/// waits there rather than being refused.
+const BACKLOG: i32 = 1024;
 
-/// Binds a listener with the options every accepted connection inherits on Linux:
-///
-/// * `TCP_NODELAY`: tiny_http's 1 KiB write buffer would otherwise split a response,
-///   and Nagle plus delayed ACK would hold the second part for ~40 ms.
-/// * `SO_SNDTIMEO`: a worker that writes to a client that does not read gives up
-///   after `write_timeout` instead of blocking for ever. (Not `SO_RCVTIMEO`: it would
-///   also time out tiny_http's own `accept()`, whose loop then ends for good.)
-/// * `TCP_USER_TIMEOUT`: the kernel drops a connection whose client stopped reading.
-/// * a backlog of 1024, so that a burst of new connections waits in the kernel
-///   rather than being refused or retried a second later.
-pub(crate) fn bind(addr: SocketAddr, write_timeout: Duration) -> io::Result<TcpListener> {
+/// Binds a non-blocking listener on `addr` (IPv4 or IPv6).
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let family = if addr.is_ipv4() {
         AddressFamily::INET
     } else {
         AddressFamily::INET6
     };
-    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
+    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
+    // Accepted connections inherit it on Linux; elsewhere `prepare` sets it again.
     sockopt::set_tcp_nodelay(&fd, true)?;
-    sockopt::set_socket_timeout(&fd, sockopt::Timeout::Send, Some(write_timeout))?;
-    sockopt::set_tcp_user_timeout(&fd, UNACKED_DATA_TIMEOUT.as_millis() as u32)?;
     rustix::net::bind(&fd, &addr)?;
-    rustix::net::listen(&fd, 1024)?;
-    Ok(TcpListener::from(fd))
+    rustix::net::listen(&fd, BACKLOG)?;
+    let listener = TcpListener::from(fd);
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
-/// Stops the listener: a blocked `accept()` returns an error, which ends
-/// tiny_http's accept loop, and the kernel refuses new connections.
-pub(crate) fn stop(listener: &TcpListener) {
-    let _ = rustix::net::shutdown(listener, rustix::net::Shutdown::Both);
+/// Accepts one connection, non-blocking and ready to serve.
+pub(crate) fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::net::SocketFlags;
+        // One call: non-blocking and close-on-exec from the start; TCP_NODELAY
+        // comes from the listener.
+        let fd = rustix::net::accept_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?;
+        Ok(TcpStream::from(fd))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let (stream, _) = listener.accept()?;
+        prepare(&stream)?;
+        Ok(stream)
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn prepare(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nonblocking(true)?;
+    stream.set_nodelay(true)?;
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    sockopt::set_socket_nosigpipe(stream, true)?;
+    Ok(())
+}
+
+/// Whether an `accept()` error concerns only the connection being accepted (the
+/// next accept may well succeed), as opposed to a lack of resources that calls for
+/// a pause.
+pub(crate) fn transient(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    matches!(
+        e.raw_os_error().map(Errno::from_raw_os_error),
+        Some(Errno::CONNABORTED | Errno::INTR | Errno::PROTO | Errno::PERM | Errno::TIMEDOUT)
+    )
 }

@@ -1,43 +1,52 @@
-//! An exporter on `tiny_http`: `/metrics`, `/healthz`, `/readyz`, and your own routes.
+//! The exporter: a small HTTP/1.1 server for `/metrics`, `/healthz`, `/readyz` and
+//! the application's own routes, on std and the operating system's readiness
+//! interface (epoll on Linux, `poll(2)` on other Unixes). Not built on Windows.
 //!
-//! tiny_http 0.12 is small and synchronous, and it has flaws under load that this
-//! module works around from the outside, without changing the crate:
+//! # Design
 //!
-//! * **Pool starvation.** Its thread pool decides whether to start a thread from a
-//!   stale count of idle threads, so in a burst of new keep-alive connections only
-//!   a few get a thread and the rest wait until one of those closes. Here, every
-//!   response is written by hand, which is the only way to send a `Connection`
-//!   header through tiny_http, and a fraction of them ([`Exporter::keep_alive`])
-//!   carry `Connection: close`. Connections then live a bounded number of requests,
-//!   so a connection left waiting gets a thread soon, and a reconnecting client
-//!   usually gets a fresh thread at once.
-//! * **Nagle stall.** Its 1 KiB write buffer splits larger responses; with Nagle
-//!   and delayed ACK the second part waited ~40 ms. The listener sets `TCP_NODELAY`
-//!   and every response goes out in one write.
-//! * **No timeouts.** The listener sets a send timeout (inherited by every
-//!   connection) and `TCP_USER_TIMEOUT`; see [`listener`]. tiny_http still has no
-//!   read timeout: an idle or endless request holds one of *its* threads (not a
-//!   worker) until the client goes away. The README's security section says what
-//!   that leaves open and how the deployment closes it.
-//! * **Pipelining flood.** See [`connections`]: a connection occupies at most one
-//!   worker, and one that floods is refused.
-//! * **Request bodies.** tiny_http reads a large body when the request is dropped,
-//!   allocating its whole declared length at once; see [`bodies`].
+//! * **Idle connections cost no thread and no buffer.** A connection waiting for
+//!   its next request is parked in its slot ([`table`]) and registered, one-shot,
+//!   with the poller ([`poller`]).
+//! * **Workers serve, no hand-offs.** A fixed pool of workers all wait on the one
+//!   poller ([`worker`]); the event of a connection goes to one of them, which
+//!   reads, parses ([`parse`]), routes, writes and parks the connection again.
+//!   One request per connection at a time; requests sent ahead are answered in
+//!   order, and the connection gets no more reads until its answers are written,
+//!   so a client that never reads is held back by TCP's own flow control. After
+//!   16 answers in a row a connection goes to the back of the queue.
+//! * **Everything is bounded**: the request line, the head, the number of fields,
+//!   the body, the connections (the oldest idle one makes room for a new one), and
+//!   time: a request must come whole within [`Exporter::request_timeout`] of its
+//!   first byte, a connection may idle [`Exporter::idle_timeout`], and a write
+//!   that makes no progress for [`Exporter::write_timeout`] ends the connection.
+//!   One timer thread enforces the deadlines.
+//! * **It never stops serving**: an `accept()` error (out of file descriptors, of
+//!   memory) pauses accepting for 100 ms, then it tries again; a panic in a route
+//!   is a 500 and the worker goes on.
 
-mod bodies;
-mod connections;
+mod conn;
 mod listener;
+pub(crate) mod parse;
+mod poller;
+mod request;
+mod response;
+mod table;
+mod worker;
+
+pub use parse::Method;
+pub use request::Request;
 
 use crate::encoding::{Format, encode};
 use crate::registry::{Registry, default_registry};
-use connections::{Claim, Connections, Next};
-use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
+use conn::Conn;
+use poller::{Backend, Interest, Poller, Source};
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tiny_http::{Method, Request};
+use table::{Phase, Table};
 
 /// What an application route answers: the status and the body's content type.
 /// The body itself is written into the buffer the route is given.
@@ -53,6 +62,11 @@ pub struct Answer {
 
 impl Answer {
     /// `200 OK` with this content type.
+    ///
+    /// ```
+    /// let answer = promlite::Answer::ok("application/json");
+    /// assert_eq!((answer.status, answer.content_type), (200, "application/json"));
+    /// ```
     pub fn ok(content_type: &'static str) -> Answer {
         Answer {
             status: 200,
@@ -62,6 +76,11 @@ impl Answer {
     }
 
     /// `405 Method Not Allowed`, listing the allowed methods.
+    ///
+    /// ```
+    /// let answer = promlite::Answer::method_not_allowed("GET, HEAD");
+    /// assert_eq!((answer.status, answer.allow), (405, Some("GET, HEAD")));
+    /// ```
     pub fn method_not_allowed(allow: &'static str) -> Answer {
         Answer {
             status: 405,
@@ -73,9 +92,20 @@ impl Answer {
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
+/// The token of the listener in the poller (connection tokens stay below it).
+const LISTENER: u64 = u64::MAX - 1;
+
+/// How long accepting pauses after an `accept()` error other than a refused
+/// connection: long enough for file descriptors to be given back.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// File descriptors kept free below the open-files limit for everything else
+/// the process opens (a scrape reads `/proc`, the application its own files).
+const SPARE_FDS: usize = 64;
+
 /// The signature of the application's routes: given the request and an empty
 /// body buffer, answer (writing the body into the buffer), or `None` for 404.
-type Routes = dyn Fn(&Request, &mut Vec<u8>) -> Option<Answer> + Send + Sync;
+type Routes = dyn Fn(&Request<'_>, &mut Vec<u8>) -> Option<Answer> + Send + Sync;
 
 /// Configures and starts an HTTP server that exposes a registry.
 ///
@@ -92,24 +122,34 @@ type Routes = dyn Fn(&Request, &mut Vec<u8>) -> Option<Answer> + Send + Sync;
 /// server.shutdown(std::time::Duration::from_secs(1));
 /// ```
 pub struct Exporter {
-    registry: Source,
-    workers: usize,
-    write_timeout: Duration,
-    keep_alive: u32,
+    registry: Metrics,
+    limits: Limits,
+    max_connections: Option<usize>,
     routes: Option<Arc<Routes>>,
+    backend: Backend,
+}
+
+/// The limits a server enforces; see the `Exporter` methods of the same names.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) workers: usize,
+    pub(crate) body_limit: usize,
+    pub(crate) request_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) write_timeout: Duration,
 }
 
 /// Where the metrics come from.
-enum Source {
+enum Metrics {
     Default,
     Shared(Arc<Registry>),
 }
 
-impl Source {
+impl Metrics {
     fn get(&self) -> &Registry {
         match self {
-            Source::Default => default_registry(),
-            Source::Shared(registry) => registry,
+            Metrics::Default => default_registry(),
+            Metrics::Shared(registry) => registry,
         }
     }
 }
@@ -117,56 +157,86 @@ impl Source {
 impl Exporter {
     /// An exporter for this registry.
     pub fn new(registry: Arc<Registry>) -> Exporter {
-        Exporter::with_source(Source::Shared(registry))
+        Exporter::with_metrics(Metrics::Shared(registry))
     }
 
     /// An exporter for the process-wide [`default_registry`](crate::default_registry).
     pub fn default_registry() -> Exporter {
-        Exporter::with_source(Source::Default)
+        Exporter::with_metrics(Metrics::Default)
     }
 
-    fn with_source(registry: Source) -> Exporter {
+    fn with_metrics(registry: Metrics) -> Exporter {
         Exporter {
             registry,
-            workers: 8,
-            write_timeout: Duration::from_secs(3),
-            keep_alive: 64,
+            limits: Limits {
+                workers: 8,
+                body_limit: 64 * 1024,
+                request_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(75),
+                write_timeout: Duration::from_secs(10),
+            },
+            max_connections: None,
             routes: None,
+            backend: Backend::native(),
         }
     }
 
-    /// How many threads answer requests (default 8). Each answers one request at
-    /// a time, so routes that block (or sleep) need more.
+    /// How many threads serve requests (default 8). Each serves one request at a
+    /// time, so this is how many routes can run at once: routes that block (or
+    /// sleep) need more. Idle connections need none.
     pub fn workers(mut self, workers: usize) -> Exporter {
-        self.workers = workers.max(1);
+        self.limits.workers = workers.max(1);
         self
     }
 
-    /// How long writing a response may block before the client is given up
-    /// (default 3 s). Slow clients that keep reading are not affected: the limit
-    /// is on each write making no progress, not on the whole response.
+    /// The most connections open at once (default 4096, or fewer if the
+    /// open-files limit is lower: 64 file descriptors are left for the rest of
+    /// the process). Past it, the connection idle the longest is closed to make
+    /// room; if none is idle, the new one gets a short 503 with `Retry-After`.
+    pub fn max_connections(mut self, connections: usize) -> Exporter {
+        self.max_connections = Some(connections.max(1));
+        self
+    }
+
+    /// The largest request body read and handed to a route (default 64 KiB).
+    /// A request that declares more gets 413 and its connection is closed.
+    pub fn body_limit(mut self, bytes: usize) -> Exporter {
+        self.limits.body_limit = bytes;
+        self
+    }
+
+    /// How long a request may take to come whole, head and body, from its first
+    /// byte (default 10 s). A client that is slower is cut off (with 408).
+    pub fn request_timeout(mut self, timeout: Duration) -> Exporter {
+        self.limits.request_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may wait for its next request (default 75 s: longer
+    /// than Prometheus's usual 60 s scrape interval, so that a scraper's
+    /// connection is reused).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Exporter {
+        self.limits.idle_timeout = timeout;
+        self
+    }
+
+    /// How long writing an answer may make no progress before the connection is
+    /// closed (default 10 s). A client that reads slowly but steadily is not
+    /// affected: the time restarts whenever the socket takes more.
     pub fn write_timeout(mut self, timeout: Duration) -> Exporter {
-        self.write_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// Ends about one keep-alive connection in `requests` answers (default 64;
-    /// 1 closes every connection after one answer). Bounded connection lifetimes
-    /// are what keep tiny_http's thread pool from starving new connections; see
-    /// the module documentation.
-    pub fn keep_alive(mut self, requests: u32) -> Exporter {
-        self.keep_alive = requests.max(1);
+        self.limits.write_timeout = timeout;
         self
     }
 
     /// The application's own routes, tried for every path other than `/metrics`,
-    /// `/healthz` and `/readyz`. Return `None` for a 404.
+    /// `/healthz` and `/readyz`. Return `None` for a 404. A route that panics is
+    /// answered with 500.
     ///
     /// ```no_run
     /// use promlite::{Answer, Exporter};
     ///
     /// let server = Exporter::default_registry()
-    ///     .routes(|request, body| match request.url() {
+    ///     .routes(|request, body| match request.path() {
     ///         "/hello" => {
     ///             body.extend_from_slice(b"hello\n");
     ///             Some(Answer::ok("text/plain"))
@@ -178,63 +248,91 @@ impl Exporter {
     /// ```
     pub fn routes<F>(mut self, routes: F) -> Exporter
     where
-        F: Fn(&Request, &mut Vec<u8>) -> Option<Answer> + Send + Sync + 'static,
+        F: Fn(&Request<'_>, &mut Vec<u8>) -> Option<Answer> + Send + Sync + 'static,
     {
         self.routes = Some(Arc::new(routes));
         self
     }
 
-    /// Binds `addr` and starts serving in background threads.
+    /// Binds `addr` (IPv4 or IPv6) and starts serving in background threads.
     pub fn serve(self, addr: impl ToSocketAddrs) -> io::Result<Running> {
         let addr = addr
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
-        let listener = listener::bind(addr, self.write_timeout)?;
+        let listener = Arc::new(listener::bind(addr)?);
         let local_addr = listener.local_addr()?;
-        let control = listener.try_clone()?;
-        let server = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let capacity = self.max_connections.unwrap_or_else(default_max_connections);
+        let listening = Listening {
+            source: Arc::clone(&listener) as Source,
+            listener,
+        };
+        let poller = Poller::new(self.backend)?;
+        poller.add(&listening.source, LISTENER, Interest::Read)?;
         let shared = Arc::new(Shared {
-            server,
+            limits: self.limits,
+            poller,
+            table: Table::new(capacity),
+            listener: Mutex::new(Some(listening)),
+            paused_until: Mutex::new(None),
+            timer: (Mutex::new(false), Condvar::new()),
+            stopping: AtomicBool::new(false),
             registry: self.registry,
             routes: self.routes,
-            keep_alive: u64::from(self.keep_alive),
-            connections: Connections::default(),
-            stopping: AtomicBool::new(false),
-            failed: AtomicBool::new(false),
             answers: AtomicU64::new(0),
-            receiving: Mutex::new(()),
-            body_threads: AtomicUsize::new(0),
-            leaked: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
+            turned_away: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
         });
-        let running = Running {
+        let mut running = Running {
             shared: Arc::clone(&shared),
-            workers: Mutex::new(Vec::with_capacity(self.workers)),
-            listener: control,
+            threads: Mutex::new(Vec::new()),
             local_addr,
         };
-        for i in 0..self.workers {
-            let shared = Arc::clone(&shared);
-            // On an error, dropping `running` stops the workers already started.
-            let worker = std::thread::Builder::new()
-                .name(format!("promlite-http-{i}"))
-                .spawn(move || shared.work())?;
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new().name(name).spawn(f)
+        };
+        let timer = Arc::clone(&shared);
+        let handle = spawn("promlite-timer".into(), Box::new(move || timer.run_timer()))?;
+        running
+            .threads
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(handle);
+        for i in 0..shared.limits.workers {
+            let worker = worker::Worker::new(Arc::clone(&shared));
+            // On an error, dropping `running` stops the threads already started.
+            let handle = spawn(format!("promlite-http-{i}"), Box::new(move || worker.run()))?;
             running
-                .workers
-                .lock()
+                .threads
+                .get_mut()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(worker);
+                .push(handle);
         }
         Ok(running)
     }
+
+    /// Serves with the `poll(2)` backend, as on Unixes without epoll, so that
+    /// the tests run it on Linux too.
+    #[cfg(test)]
+    fn with_poll(mut self) -> Exporter {
+        self.backend = Backend::Poll;
+        self
+    }
+}
+
+/// 4096, or fewer when the open-files limit would not allow it.
+fn default_max_connections() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let allowed = limit.map_or(usize::MAX, |l| (l as usize).saturating_sub(SPARE_FDS));
+    4096.min(allowed).max(1)
 }
 
 /// A running server; see [`Exporter::serve`].
 pub struct Running {
     shared: Arc<Shared>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
-    listener: TcpListener,
+    threads: Mutex<Vec<JoinHandle<()>>>,
     local_addr: SocketAddr,
 }
 
@@ -253,44 +351,67 @@ impl Running {
         self.local_addr
     }
 
-    /// Answers written so far.
+    /// Requests answered so far (refused requests not included).
     pub fn answers(&self) -> u64 {
         self.shared.answers.load(Relaxed)
     }
 
-    /// Requests that had to be leaked rather than dropped or answered: requests
-    /// that declared a body over 16 MiB (tiny_http would allocate its whole length
-    /// at once when the request is dropped), or that came while 256 other bodies
-    /// were being read.
-    pub fn leaked_requests(&self) -> u64 {
-        self.shared.leaked.load(Relaxed)
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.shared.table.open()
     }
 
-    /// Whether tiny_http stopped accepting connections on its own (its accept loop
-    /// ends at the first `accept()` error, for example when file descriptors run
-    /// out). The server cannot recover; `/healthz` answers 503 from then on, so
-    /// that a liveness probe restarts the process, and a program can exit.
-    pub fn failed(&self) -> bool {
-        self.shared.failed.load(Relaxed)
+    /// The most connections open at once; see [`Exporter::max_connections`].
+    pub fn max_connections(&self) -> usize {
+        self.shared.table.capacity()
     }
 
-    /// Stops gracefully: `/readyz` turns 503, the listener closes (new connections
-    /// are refused), requests already received are answered with
-    /// `Connection: close` (so that clients close their connections), and the
-    /// workers end. Waits for them until `deadline`.
+    /// Requests refused so far for breaking a rule (malformed, too large, ...).
+    pub fn refused(&self) -> u64 {
+        self.shared.refused.load(Relaxed)
+    }
+
+    /// Connections turned away with 503 because the cap was reached and none was idle.
+    pub fn turned_away(&self) -> u64 {
+        self.shared.turned_away.load(Relaxed)
+    }
+
+    /// Connections closed by a timeout (request, idle or write).
+    pub fn timed_out(&self) -> u64 {
+        self.shared.timed_out.load(Relaxed)
+    }
+
+    /// `accept()` errors so far (each paused accepting for a moment).
+    pub fn accept_errors(&self) -> u64 {
+        self.shared.accept_errors.load(Relaxed)
+    }
+
+    /// Stops gracefully: `/readyz` turns 503, the listener closes (new
+    /// connections are refused), idle connections are closed at once, requests
+    /// already received are answered with `Connection: close`, and the threads
+    /// end. Waits for them until `deadline`.
     pub fn shutdown(&self, deadline: Duration) -> Stopped {
         let until = Instant::now() + deadline;
-        self.shared.stopping.store(true, Relaxed);
-        listener::stop(&self.listener);
-        let workers =
-            std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
+        let shared = &*self.shared;
+        shared.stop_accepting();
+        shared.table.sweep(
+            &shared.poller,
+            |phase, _, _| matches!(phase, Phase::Idle | Phase::Reading | Phase::Lingering),
+            |_, _| {},
+        );
+        while shared.table.active() > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        shared.stop_threads();
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
         let mut abandoned = 0;
-        for worker in workers {
-            while !worker.is_finished() && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(2));
+        for thread in threads {
+            while !thread.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
             }
-            if worker.is_finished() {
-                let _ = worker.join();
+            if thread.is_finished() {
+                let _ = thread.join();
             } else {
                 abandoned += 1;
             }
@@ -304,225 +425,101 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.shared.stopping.store(true, Relaxed);
-        listener::stop(&self.listener);
+        self.shared.stop_accepting();
+        self.shared.stop_threads();
     }
 }
 
-/// What the workers share.
-struct Shared {
-    server: tiny_http::Server,
-    registry: Source,
-    routes: Option<Arc<Routes>>,
-    keep_alive: u64,
-    connections: Connections,
-    stopping: AtomicBool,
-    failed: AtomicBool,
-    answers: AtomicU64,
-    /// Held from taking a request off tiny_http's queue until its connection is
-    /// claimed, so that a connection's requests are claimed in the order they came.
-    /// (Otherwise the owner could hold a later request while an earlier one waits
-    /// in its queue, and tiny_http, which writes answers in order, would make the
-    /// owner wait for ever for the earlier answer.)
-    receiving: Mutex<()>,
-    /// Threads reading request bodies; see [`bodies`].
-    body_threads: AtomicUsize,
-    leaked: AtomicU64,
+struct Listening {
+    listener: Arc<TcpListener>,
+    source: Source,
 }
 
-/// At most this many threads read request bodies at once; past it, a request
-/// with a body is leaked rather than read.
-const MAX_BODY_THREADS: usize = 256;
-
-/// A worker's buffers, reused for every request.
-#[derive(Default)]
-struct Buffers {
-    body: Vec<u8>,
-    response: Vec<u8>,
+/// What the threads of a server share.
+pub(crate) struct Shared {
+    pub(crate) limits: Limits,
+    pub(crate) poller: Poller,
+    pub(crate) table: Table,
+    /// `None` once the server stops.
+    listener: Mutex<Option<Listening>>,
+    /// Set after an `accept()` error: when the timer re-arms the listener.
+    paused_until: Mutex<Option<Instant>>,
+    /// Whether the timer should end, and its wake-up.
+    timer: (Mutex<bool>, Condvar),
+    stopping: AtomicBool,
+    registry: Metrics,
+    routes: Option<Arc<Routes>>,
+    pub(crate) answers: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    accept_errors: AtomicU64,
+    turned_away: AtomicU64,
+    timed_out: AtomicU64,
 }
 
 impl Shared {
-    fn work(self: Arc<Self>) {
-        let mut buffers = Buffers::default();
-        loop {
-            let claimed = {
-                let _turn = self
-                    .receiving
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                match self.server.recv_timeout(Duration::from_millis(20)) {
-                    Ok(Some(request)) => match request.remote_addr().copied() {
-                        Some(peer) => Some((Some(peer), self.connections.claim(peer, request))),
-                        None => Some((None, Claim::Serve(request))),
-                    },
-                    // Quiet for 20 ms while stopping: everything received is answered.
-                    Ok(None) if self.stopping.load(Relaxed) => return,
-                    Ok(None) => None,
-                    Err(_) => {
-                        // tiny_http's accept loop ended: on purpose, or on an error.
-                        if !self.stopping.load(Relaxed) {
-                            self.failed.store(true, Relaxed);
-                        }
-                        None
-                    }
-                }
-            };
-            match claimed {
-                Some((peer, Claim::Serve(request))) => self.serve(peer, request, &mut buffers),
-                Some((_, Claim::Refuse(requests))) => self.discard(requests),
-                Some((_, Claim::Queued)) | None => {}
-            }
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Relaxed)
+    }
+
+    /// The listener, while the server accepts.
+    fn listener(&self) -> Option<Arc<TcpListener>> {
+        let listening = self.listener.lock().unwrap_or_else(PoisonError::into_inner);
+        listening.as_ref().map(|l| Arc::clone(&l.listener))
+    }
+
+    fn arm_listener(&self) {
+        let listening = self.listener.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(l) = listening.as_ref() {
+            let _ = self.poller.rearm(&l.source, LISTENER, Interest::Read);
         }
     }
 
-    /// Answers `request` and, while this thread owns its connection, the
-    /// requests of that connection that queued up meanwhile.
-    fn serve(
-        self: &Arc<Self>,
-        peer: Option<SocketAddr>,
-        mut request: Request,
-        buffers: &mut Buffers,
-    ) {
-        loop {
-            if let Some(declared) = bodies::unread_body(&request) {
-                return self.hand_off(peer, request, declared, true);
-            }
-            let written = self.answer(request, buffers);
-            let Some(peer) = peer else { return };
-            request = match self.connections.next(peer, written) {
-                Next::Serve(next) => next,
-                Next::Refuse(requests) => return self.discard(requests),
-                Next::Done => return,
-            };
+    fn accept_failed(&self) {
+        self.accept_errors.fetch_add(1, Relaxed);
+        *self
+            .paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + ACCEPT_PAUSE);
+    }
+
+    /// Serves a new connection, making room for it if the table is full.
+    fn admit(&self, stream: TcpStream) {
+        let table = &self.table;
+        if table.open() >= table.capacity() && !table.evict_oldest_idle(&self.poller) {
+            self.turned_away.fetch_add(1, Relaxed);
+            return worker::send_alone(&stream, 503, "too many connections", true);
+        }
+        let deadline = Instant::now() + self.limits.idle_timeout;
+        if let Err(conn) = table.admit(Conn::new(stream), &self.poller, deadline) {
+            self.turned_away.fetch_add(1, Relaxed);
+            worker::send_alone(&conn.socket, 503, "too many connections", true);
         }
     }
 
-    /// Drops requests without answering: taking the writer keeps tiny_http from
-    /// writing its default 500 response to a client that does not read. A request
-    /// with an unread body goes to a body thread instead (dropping it here would
-    /// read, and allocate, its body).
-    fn discard(self: &Arc<Self>, requests: Vec<Request>) {
-        for request in requests {
-            match bodies::unread_body(&request) {
-                Some(declared) => self.hand_off(None, request, declared, false),
-                None => drop(request.into_writer()),
-            }
-        }
-    }
-
-    /// Moves a request with an unread body, and with it the ownership of its
-    /// connection, to a thread of its own, which reads the body and then answers
-    /// (if `answer`) and serves the connection on.
-    fn hand_off(
-        self: &Arc<Self>,
-        peer: Option<SocketAddr>,
-        request: Request,
-        declared: usize,
-        answer: bool,
-    ) {
-        if declared > bodies::READ_UP_TO {
-            return self.leak(peer, request);
-        }
-        if self.body_threads.fetch_add(1, Relaxed) < MAX_BODY_THREADS {
-            // The request goes over a channel once the thread exists: had the spawn
-            // failed, a request moved into the closure would be dropped right here.
-            let (give, take) = std::sync::mpsc::channel::<Request>();
-            let shared = Arc::clone(self);
-            let spawned = std::thread::Builder::new()
-                .name("promlite-body".into())
-                .spawn(move || {
-                    if let Ok(request) = take.recv() {
-                        shared.serve_body(peer, request, declared, answer);
-                    }
-                    shared.body_threads.fetch_sub(1, Relaxed);
-                });
-            if spawned.is_ok() {
-                if let Err(returned) = give.send(request) {
-                    self.leak(peer, returned.0);
-                }
-                return;
-            }
-        }
-        self.body_threads.fetch_sub(1, Relaxed);
-        self.leak(peer, request);
-    }
-
-    fn serve_body(
-        self: &Arc<Self>,
-        peer: Option<SocketAddr>,
-        mut request: Request,
-        declared: usize,
-        answer: bool,
-    ) {
-        let whole = bodies::drain(&mut request, declared);
-        if !(whole && answer) {
-            drop(request.into_writer());
-            if !whole {
-                self.give_up_connection(peer);
-            }
-            return;
-        }
-        let mut buffers = Buffers::default();
-        let written = self.answer(request, &mut buffers);
-        let Some(peer) = peer else { return };
-        match self.connections.next(peer, written) {
-            Next::Serve(next) => self.serve(Some(peer), next, &mut buffers),
-            Next::Refuse(requests) => self.discard(requests),
-            Next::Done => {}
-        }
-    }
-
-    /// Leaks a request whose body cannot be read safely (see [`bodies`]), and gives
-    /// up its connection.
-    fn leak(self: &Arc<Self>, peer: Option<SocketAddr>, request: Request) {
-        std::mem::forget(request);
-        self.leaked.fetch_add(1, Relaxed);
-        self.give_up_connection(peer);
-    }
-
-    /// Refuses the rest of a connection this thread owns: its stream is broken.
-    fn give_up_connection(self: &Arc<Self>, peer: Option<SocketAddr>) {
-        if let Some(peer) = peer {
-            if let Next::Refuse(requests) = self.connections.next(peer, false) {
-                self.discard(requests);
-            }
-        }
-    }
-
-    /// Routes one request and writes its response; false if the write failed.
-    fn answer(&self, request: Request, buffers: &mut Buffers) -> bool {
-        let body = &mut buffers.body;
-        body.clear();
-        // A panic in the application's routes or in a collector must not take the
-        // worker (and the connection it owns) with it: it is a 500.
+    /// Routes a request: the built-in paths, then the application's routes. A
+    /// panic in a route or a collector is a 500, and the worker lives on.
+    fn answer(&self, request: &Request<'_>, body: &mut Vec<u8>) -> Answer {
         let routed =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(&request, body)));
-        let answer = routed.unwrap_or_else(|_| {
-            body.clear();
-            plain(body, 500, "internal error")
-        });
-        let n = self.answers.fetch_add(1, Relaxed) + 1;
-        let close = self.stopping.load(Relaxed) || n % self.keep_alive == 0;
-        respond(request, &answer, close, body, &mut buffers.response).is_ok()
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(request, body)));
+        routed.unwrap_or_else(|_| Answer::internal_error(body))
     }
 
-    /// What to answer, with the body written into `body`.
-    fn route(&self, request: &Request, body: &mut Vec<u8>) -> Answer {
-        let path = request.url().split('?').next().unwrap_or("");
+    fn route(&self, request: &Request<'_>, body: &mut Vec<u8>) -> Answer {
         let read_only = matches!(request.method(), Method::Get | Method::Head);
-        match path {
+        match request.path() {
             "/metrics" | "/healthz" | "/readyz" if !read_only => {
                 body.extend_from_slice(b"method not allowed\n");
                 Answer::method_not_allowed("GET, HEAD")
             }
-            "/metrics" => metrics(request, self.registry.get(), body),
-            "/healthz" if self.failed.load(Relaxed) => {
-                plain(body, 503, "not accepting connections")
+            "/metrics" => {
+                let format = request
+                    .header("accept")
+                    .map_or(Format::Text, Format::from_accept);
+                encode(self.registry.get(), format, body);
+                Answer::ok(format.content_type())
             }
             "/healthz" => plain(body, 200, "ok"),
-            "/readyz" if self.stopping.load(Relaxed) || self.failed.load(Relaxed) => {
-                plain(body, 503, "shutting down")
-            }
+            "/readyz" if self.is_stopping() => plain(body, 503, "shutting down"),
             "/readyz" => plain(body, 200, "ready"),
             _ => match self
                 .routes
@@ -537,13 +534,76 @@ impl Shared {
             },
         }
     }
-}
 
-/// The registry's exposition, in the format the `Accept` header asks for.
-fn metrics(request: &Request, registry: &Registry, body: &mut Vec<u8>) -> Answer {
-    let format = header(request, "Accept").map_or(Format::Text, Format::from_accept);
-    encode(registry, format, body);
-    Answer::ok(format.content_type())
+    /// Closes the listener: new connections are refused by the kernel.
+    fn stop_accepting(&self) {
+        self.stopping.store(true, Relaxed);
+        let listening = self
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(l) = listening {
+            self.poller.remove(&l.source, LISTENER);
+        }
+    }
+
+    /// Ends the workers' waits and the timer.
+    fn stop_threads(&self) {
+        self.poller.close();
+        *self.timer.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.timer.1.notify_all();
+    }
+
+    /// The timer thread: closes connections past their deadline, and resumes
+    /// accepting after a pause.
+    fn run_timer(&self) {
+        let limits = &self.limits;
+        let shortest = limits
+            .request_timeout
+            .min(limits.idle_timeout)
+            .min(limits.write_timeout)
+            .min(worker::LINGER);
+        // Deadlines are kept to a quarter of the shortest timeout, at most 250 ms.
+        let tick = (shortest / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        let mut stop = self.timer.0.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*stop {
+            drop(stop);
+            let now = Instant::now();
+            self.table.sweep(
+                &self.poller,
+                |_, deadline, _| deadline <= now,
+                |conn, phase| {
+                    if phase == Phase::Reading {
+                        worker::send_alone(&conn.socket, 408, "request timeout", false);
+                    }
+                    self.timed_out.fetch_add(1, Relaxed);
+                },
+            );
+            let resume = {
+                let mut paused = self
+                    .paused_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                match *paused {
+                    Some(at) if at <= now => paused.take().is_some(),
+                    _ => false,
+                }
+            };
+            if resume {
+                self.arm_listener();
+            }
+            stop = self.timer.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if !*stop {
+                stop = self
+                    .timer
+                    .1
+                    .wait_timeout(stop, tick)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        }
+    }
 }
 
 /// A short plain-text answer: `text` and a newline.
@@ -557,82 +617,5 @@ fn plain(body: &mut Vec<u8>, status: u16, text: &str) -> Answer {
     }
 }
 
-/// The value of the first header named `name`.
-fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str())
-}
-
-/// Whether the client asked to close the connection after this request.
-fn client_closes(request: &Request) -> bool {
-    let has = |token: &str| {
-        header(request, "Connection").is_some_and(|value| {
-            value
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case(token))
-        })
-    };
-    has("close") || (*request.http_version() < (1, 1) && !has("keep-alive"))
-}
-
-/// Writes the whole response (status line, headers, body) by hand, in one write,
-/// then flushes: tiny_http's own `Response` drops a `Connection` header, and
-/// writing in pieces would split the response across TCP segments.
-fn respond(
-    request: Request,
-    answer: &Answer,
-    close: bool,
-    body: &[u8],
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
-    let close = close || client_closes(&request);
-    let head_only = *request.method() == Method::Head;
-    out.clear();
-    let reason = tiny_http::StatusCode(answer.status).default_reason_phrase();
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
-        answer.status,
-        answer.content_type,
-        body.len(),
-        if close { "close" } else { "keep-alive" },
-    );
-    if let Some(allow) = answer.allow {
-        let _ = write!(out, "Allow: {allow}\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    if !head_only {
-        out.extend_from_slice(body);
-    }
-    let mut writer = request.into_writer();
-    writer.write_all(out)?;
-    writer.flush()
-}
-
-/// Answers a `tiny_http` request for `/metrics` from `registry`, for programs that
-/// run their own tiny_http server: the format follows the `Accept` header, the
-/// response goes out in one write, and `body` and `out` are buffers to reuse.
-///
-/// ```no_run
-/// let registry = promlite::Registry::new();
-/// let server = tiny_http::Server::http("127.0.0.1:9100").unwrap();
-/// let (mut body, mut out) = (Vec::new(), Vec::new());
-/// for request in server.incoming_requests() {
-///     if request.url() == "/metrics" {
-///         let _ = promlite::respond_metrics(request, &registry, &mut body, &mut out);
-///     }
-/// }
-/// ```
-pub fn respond_metrics(
-    request: Request,
-    registry: &Registry,
-    body: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
-    body.clear();
-    let answer = metrics(&request, registry, body);
-    respond(request, &answer, false, body, out)
-}
+#[cfg(test)]
+mod tests;

@@ -8,8 +8,7 @@ mod config;
 mod signals;
 
 use config::{Command, Config, USAGE};
-use promlite::tiny_http::{Method, Request};
-use promlite::{Answer, Counter, Exporter, Histogram};
+use promlite::{Answer, Counter, Exporter, Histogram, Method, Request};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -97,12 +96,6 @@ fn run(config: &Config, termination: &signals::Termination) -> Result<ExitCode, 
             );
             return Ok(ExitCode::SUCCESS);
         }
-        if server.failed() {
-            eprintln!(
-                "slpocapp: the server stopped accepting connections; exiting to be restarted"
-            );
-            return Ok(ExitCode::FAILURE);
-        }
     }
 }
 
@@ -143,8 +136,8 @@ impl App {
     }
 
     /// `GET /`: the seed's answer, `{"Respuesta de:": "<pod> processing time: <unix time>"}`.
-    fn route(&self, request: &Request, body: &mut Vec<u8>) -> Option<Answer> {
-        if request.url().split('?').next() != Some("/") {
+    fn route(&self, request: &Request<'_>, body: &mut Vec<u8>) -> Option<Answer> {
+        if request.path() != "/" {
             return None;
         }
         if !matches!(request.method(), Method::Get | Method::Head) {
@@ -205,7 +198,7 @@ fn namespace() -> String {
 }
 
 /// Raises the soft limit on open files to the hard limit: each connection is a
-/// file descriptor, and running out would end tiny_http's accept loop.
+/// file descriptor, and the exporter's connection cap follows the soft limit.
 fn raise_fd_limit() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
