@@ -206,9 +206,16 @@ static START_TIME: LazyLock<Option<f64>> = LazyLock::new(|| {
 });
 
 /// The soft limit on open files, from `getrlimit` (no file to read and parse).
+#[cfg(unix)]
 fn max_fds() -> Option<f64> {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
     Some(limit.current.map_or(f64::INFINITY, |n| n as f64))
+}
+
+/// No such limit to read on Windows: the sample is left out.
+#[cfg(not(unix))]
+fn max_fds() -> Option<f64> {
+    None
 }
 
 #[cfg(test)]

@@ -533,7 +533,8 @@ fn split_target(
 
 /// Parses one whole request head from the start of `buf`, all three steps: the
 /// head, its length, and what it means; `Ok(None)` if it is not complete yet.
-/// What the fuzz target and the property tests call.
+/// What the fuzz target and the tests call.
+#[allow(dead_code)]
 pub fn parse_all(buf: &[u8], head: &mut Head) -> Result<Option<(usize, Meaning)>, Reject> {
     let mut scan = Scan::default();
     let Some(len) = scan.head_len(buf)? else {
@@ -542,3 +543,7 @@ pub fn parse_all(buf: &[u8], head: &mut Head) -> Result<Option<(usize, Meaning)>
     parse(buf, len, head)?;
     Ok(Some((len, check(buf, head)?)))
 }
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

@@ -99,7 +99,10 @@ impl Poller {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Poller::Epoll(e) => e.remove(source),
-            Poller::Poll(p) => p.remove(token),
+            Poller::Poll(p) => {
+                let _ = source;
+                p.remove(token)
+            }
         }
     }
 
