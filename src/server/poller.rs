@@ -44,6 +44,8 @@ pub(crate) enum Wait {
 pub(crate) enum Backend {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     Epoll,
+    // On Linux only the tests choose it.
+    #[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
     Poll,
 }
 

@@ -200,7 +200,23 @@ impl Slpocapp {
     }
 
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Slpocapp {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_slpocapp"))
+        Slpocapp::spawn(Command::new(env!("CARGO_BIN_EXE_slpocapp")), args, env)
+    }
+
+    /// Started through `sh -c script`, with the binary as `$0` and the
+    /// arguments as `"$@"` (for limits set with `ulimit`).
+    pub fn start_shell(script: &str, args: &[&str]) -> Slpocapp {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", script, env!("CARGO_BIN_EXE_slpocapp")]);
+        Slpocapp::spawn(
+            sh,
+            args,
+            &[("POD_NAME", "test-pod"), ("POD_NAMESPACE", "test-ns")],
+        )
+    }
+
+    fn spawn(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Slpocapp {
+        let mut child = command
             .args(["--bind", "127.0.0.1", "--port", "0"])
             .args(args)
             .env_remove("POD_NAME")

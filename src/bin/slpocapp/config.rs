@@ -16,6 +16,9 @@ Options (each also read from the environment variable shown; a flag wins):
   --bind <ip>          address to listen on (BIND_ADDRESS, default 0.0.0.0)
   --work-ms <ms>       simulated work per request to /, 0 to 10000 (WORK_MS, default 0)
   --workers <n>        threads answering requests, 1 to 1024 (WORKERS, default 32)
+  --max-connections <n>
+                       connections open at once, 1 to 1000000 (MAX_CONNECTIONS,
+                       default 4096 or the open-files limit less 64)
   -h, --help           show this help
   -V, --version        show the version
 
@@ -30,6 +33,7 @@ pub struct Config {
     pub bind: IpAddr,
     pub work: Duration,
     pub workers: usize,
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -48,6 +52,7 @@ pub fn parse(
     let mut bind = env("BIND_ADDRESS");
     let mut work = env("WORK_MS");
     let mut workers = env("WORKERS");
+    let mut max_connections = env("MAX_CONNECTIONS");
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -63,6 +68,7 @@ pub fn parse(
             "--bind" => &mut bind,
             "--work-ms" => &mut work,
             "--workers" => &mut workers,
+            "--max-connections" => &mut max_connections,
             other => return Err(format!("unknown option {other:?} (see --help)")),
         };
         let value = match inline.or_else(|| args.next()) {
@@ -81,6 +87,10 @@ pub fn parse(
         },
         work: Duration::from_millis(number("work-ms", work, 0, 0, 10_000)?),
         workers: number("workers", workers, 32, 1, 1024)? as usize,
+        max_connections: match max_connections {
+            None => None,
+            some => Some(number("max-connections", some, 0, 1, 1_000_000)? as usize),
+        },
     }))
 }
 
@@ -125,6 +135,7 @@ mod tests {
                 bind: IpAddr::from([0, 0, 0, 0]),
                 work: Duration::ZERO,
                 workers: 32,
+                max_connections: None,
             }))
         );
     }
@@ -158,6 +169,8 @@ mod tests {
             (&["--bind", "localhost"], &[]),
             (&["--work-ms", "10001"], &[]),
             (&["--workers", "0"], &[]),
+            (&["--max-connections", "0"], &[]),
+            (&[], &[("MAX_CONNECTIONS", "many")]),
             (&["--port"], &[]),
             (&["--verbose"], &[]),
         ] {

@@ -69,26 +69,35 @@ fn run(config: &Config, termination: &signals::Termination) -> Result<ExitCode, 
     let namespace = namespace();
     let app = App::new(&pod, &namespace, config.work).map_err(|e| e.to_string())?;
     let addr = (config.bind, config.port);
-    let server = Exporter::default_registry()
+    let mut exporter = Exporter::default_registry()
         .workers(config.workers)
-        .routes(move |request, body| app.route(request, body))
+        .routes(move |request, body| app.route(request, body));
+    if let Some(max) = config.max_connections {
+        exporter = exporter.max_connections(max);
+    }
+    let server = exporter
         .serve(addr)
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.bind, config.port))?;
     eprintln!(
-        "slpocapp {VERSION} listening on {} (pod {pod}, namespace {namespace}, work {} ms, {} workers)",
+        "slpocapp {VERSION} listening on {} (pod {pod}, namespace {namespace}, work {} ms, {} workers, at most {} connections)",
         server.local_addr(),
         config.work.as_millis(),
-        config.workers
+        config.workers,
+        server.max_connections()
     );
     loop {
         if let Some(signal) = termination.wait(Duration::from_millis(200)) {
             let started = Instant::now();
             let stopped = server.shutdown(STOP_DEADLINE);
             eprintln!(
-                "slpocapp: {} received; stopped in {} ms after {} answers{}",
+                "slpocapp: {} received; stopped in {} ms after {} answers{}{}",
                 signals::name(signal),
                 started.elapsed().as_millis(),
                 stopped.answers,
+                match server.accept_errors() {
+                    0 => String::new(),
+                    n => format!(", {n} accept() errors"),
+                },
                 match stopped.abandoned_workers {
                     0 => String::new(),
                     n => format!(" ({n} workers still busy were left)"),
