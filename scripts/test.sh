@@ -69,7 +69,8 @@ cargo test -- --include-ignored
 cargo test -q --features tiny_http --test tiny_http
 
 step "fuzz the request-head parser for ${FUZZ_SECONDS:=60} s (against httparse)"
-cargo +nightly fuzz run parse_head -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 2>&1 | tail -n 4
+mkdir -p fuzz/corpus/parse_head
+cargo +nightly fuzz run parse_head fuzz/corpus/parse_head fuzz/seeds -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 2>&1 | tail -n 4
 
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
