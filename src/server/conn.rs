@@ -34,6 +34,8 @@ pub(crate) struct Conn {
     /// Bytes dropped while lingering, and until when it lingers.
     pub(crate) lingered: usize,
     pub(crate) linger_until: Option<Instant>,
+    /// The buffer bytes counted against the server's budget while it is parked.
+    pub(crate) held: usize,
 }
 
 impl Conn {
@@ -52,6 +54,7 @@ impl Conn {
             refused: false,
             lingered: 0,
             linger_until: None,
+            held: 0,
         })
     }
 

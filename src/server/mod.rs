@@ -125,6 +125,7 @@ pub struct Exporter {
     registry: Metrics,
     limits: Limits,
     max_connections: Option<usize>,
+    buffer_limit: usize,
     routes: Option<Arc<Routes>>,
     backend: Backend,
 }
@@ -176,6 +177,7 @@ impl Exporter {
                 write_timeout: Duration::from_secs(10),
             },
             max_connections: None,
+            buffer_limit: 32 << 20,
             routes: None,
             backend: Backend::native(),
         }
@@ -202,6 +204,15 @@ impl Exporter {
     /// A request that declares more gets 413 and its connection is closed.
     pub fn body_limit(mut self, bytes: usize) -> Exporter {
         self.limits.body_limit = bytes;
+        self
+    }
+
+    /// The most memory, in bytes, that waiting connections may hold in buffers
+    /// together (default 32 MiB): parts of requests still coming, answers a slow
+    /// client has not read yet. A connection that would go over it is closed.
+    /// Idle connections hold none.
+    pub fn buffer_limit(mut self, bytes: usize) -> Exporter {
+        self.buffer_limit = bytes;
         self
     }
 
@@ -272,7 +283,7 @@ impl Exporter {
         let shared = Arc::new(Shared {
             limits: self.limits,
             poller,
-            table: Table::new(capacity),
+            table: Table::new(capacity, self.buffer_limit),
             listener: Mutex::new(Some(listening)),
             paused_until: Mutex::new(None),
             timer: (Mutex::new(false), Condvar::new()),
@@ -364,6 +375,12 @@ impl Running {
     /// The most connections open at once; see [`Exporter::max_connections`].
     pub fn max_connections(&self) -> usize {
         self.shared.table.capacity()
+    }
+
+    /// Bytes that waiting connections hold in buffers now; see
+    /// [`Exporter::buffer_limit`].
+    pub fn buffered(&self) -> usize {
+        self.shared.table.held()
     }
 
     /// Requests refused so far for breaking a rule (malformed, too large, ...).

@@ -13,6 +13,11 @@
 //!
 //! Slots are allocated in chunks, as connections come, so that an idle server with a
 //! cap of 4096 connections pays for none of them.
+//!
+//! The buffers parked connections keep (a partial request, an answer the client
+//! has not read yet) are counted against a budget: a connection that would go
+//! over it is closed rather than parked, so that many clients that each send
+//! part of a large body cannot hold more memory than the budget, together.
 
 use super::conn::Conn;
 use super::poller::{Interest, Poller};
@@ -84,6 +89,9 @@ pub(crate) struct Table {
     capacity: usize,
     free: Mutex<Free>,
     open: AtomicUsize,
+    /// Buffer bytes parked connections hold, and the most they may.
+    held: AtomicUsize,
+    budget: usize,
 }
 
 struct Free {
@@ -100,7 +108,7 @@ pub(crate) struct Taken {
 }
 
 impl Table {
-    pub(crate) fn new(capacity: usize) -> Table {
+    pub(crate) fn new(capacity: usize, budget: usize) -> Table {
         let capacity = capacity.clamp(1, u32::MAX as usize - 1);
         Table {
             chunks: (0..capacity.div_ceil(CHUNK))
@@ -112,7 +120,18 @@ impl Table {
                 next: 0,
             }),
             open: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
+            budget,
         }
+    }
+
+    /// Buffer bytes that parked connections hold now.
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Relaxed)
+    }
+
+    fn unhold(&self, conn: &mut Conn) {
+        self.held.fetch_sub(std::mem::take(&mut conn.held), Relaxed);
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -202,18 +221,24 @@ impl Table {
             return None;
         }
         match std::mem::replace(&mut inner.state, State::Busy) {
-            State::Parked { conn, phase, .. } => Some(Taken { conn, phase }),
+            State::Parked {
+                mut conn, phase, ..
+            } => {
+                self.unhold(&mut conn);
+                Some(Taken { conn, phase })
+            }
             _ => None,
         }
     }
 
     /// Puts a busy connection back, armed for `interest`, until `deadline`; if
-    /// `refuse(phase)` says so (the server is stopping), or the poller cannot arm
-    /// it, the connection is handed back to be closed instead.
+    /// `refuse(phase)` says so (the server is stopping), its buffers would go over
+    /// the budget, or the poller cannot arm it, the connection is handed back to
+    /// be closed instead.
     pub(crate) fn park(
         &self,
         token: Token,
-        conn: Box<Conn>,
+        mut conn: Box<Conn>,
         phase: Phase,
         deadline: Instant,
         poller: &Poller,
@@ -224,6 +249,12 @@ impl Table {
         if refuse(phase) {
             return Err(conn);
         }
+        let need = conn.input.capacity() + conn.output.capacity();
+        if need > 0 && self.held.fetch_add(need, Relaxed) + need > self.budget {
+            self.held.fetch_sub(need, Relaxed);
+            return Err(conn);
+        }
+        conn.held = need;
         let interest = match phase {
             Phase::Idle | Phase::Reading | Phase::Lingering => Interest::Read,
             Phase::Writing | Phase::Resume => Interest::Write,
@@ -231,6 +262,7 @@ impl Table {
         // Armed under the lock: an event that fires at once waits for the lock and
         // then finds the connection parked.
         if poller.rearm(&conn.source, token.0, interest).is_err() {
+            self.unhold(&mut conn);
             return Err(conn);
         }
         inner.state = State::Parked {
@@ -328,9 +360,11 @@ impl Table {
         if !still {
             return false;
         }
-        let State::Parked { conn, .. } = std::mem::replace(&mut inner.state, State::Free) else {
+        let State::Parked { mut conn, .. } = std::mem::replace(&mut inner.state, State::Free)
+        else {
             return false;
         };
+        self.unhold(&mut conn);
         let token = Token::new(index as u32, inner.generation);
         inner.generation = inner.generation.wrapping_add(1);
         drop(inner);

@@ -383,3 +383,39 @@ fn ipv6_works_too() {
     );
     assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
 }
+
+#[test]
+fn partial_bodies_together_hold_no_more_than_the_buffer_limit() {
+    let make = || exporter().buffer_limit(256 * 1024);
+    each_backend(make, |server| {
+        // Twenty clients each send a head and 40 KB of a 60 KB body, and wait.
+        let clients: Vec<TcpStream> = (0..20)
+            .map(|_| {
+                let mut s = connect(server);
+                s.write_all(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 60000\r\n\r\n")
+                    .unwrap();
+                s.write_all(&[b'b'; 40_000]).unwrap();
+                s
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            server.buffered() <= 256 * 1024,
+            "{} bytes held",
+            server.buffered()
+        );
+        // Those that fit are still served when their body is complete.
+        let mut served = 0;
+        for mut s in clients {
+            if s.write_all(&[b'b'; 20_000]).is_ok() {
+                let mut answer = [0u8; 15];
+                if s.read_exact(&mut answer).is_ok() {
+                    assert_eq!(&answer, b"HTTP/1.1 200 OK");
+                    served += 1;
+                }
+            }
+        }
+        assert!((2..20).contains(&served), "{served} of 20 served");
+        assert_eq!(server.buffered(), 0);
+    });
+}
