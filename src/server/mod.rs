@@ -161,7 +161,7 @@ impl Exporter {
         Exporter::with_metrics(Metrics::Shared(registry))
     }
 
-    /// An exporter for the process-wide [`default_registry`](crate::default_registry).
+    /// An exporter for the process-wide [`default_registry`].
     pub fn default_registry() -> Exporter {
         Exporter::with_metrics(Metrics::Default)
     }
