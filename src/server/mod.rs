@@ -14,6 +14,10 @@
 //!   order, and the connection gets no more reads until its answers are written,
 //!   so a client that never reads is held back by TCP's own flow control. After
 //!   16 answers in a row a connection goes to the back of the queue.
+//! * **As many workers take events as there are CPUs** ([`gate`]); the others
+//!   are spares, which step in while a route blocks. Threads that all wait on
+//!   the poller would each be woken for one event; a few that stay busy take
+//!   the events as they come, with no wake-up and no time slice to wait for.
 //! * **Everything is bounded**: the request line, the head, the number of fields,
 //!   the body, the connections (the oldest idle one makes room for a new one), and
 //!   time: a request must come whole within [`Exporter::request_timeout`] of its
@@ -25,6 +29,7 @@
 //!   is a 500 and the worker goes on.
 
 mod conn;
+mod gate;
 mod listener;
 pub(crate) mod parse;
 mod poller;
@@ -278,6 +283,7 @@ impl Exporter {
             source: Arc::clone(&listener) as Source,
             listener,
         };
+        let workers = self.limits.workers;
         let poller = Poller::new(self.backend)?;
         poller.add(&listening.source, LISTENER, Interest::Read)?;
         let shared = Arc::new(Shared {
@@ -287,6 +293,7 @@ impl Exporter {
             listener: Mutex::new(Some(listening)),
             paused_until: Mutex::new(None),
             timer: (Mutex::new(false), Condvar::new()),
+            gate: gate::Gate::new(workers),
             stopping: AtomicBool::new(false),
             registry: self.registry,
             routes: self.routes,
@@ -312,7 +319,7 @@ impl Exporter {
             .unwrap_or_else(PoisonError::into_inner)
             .push(handle);
         for i in 0..shared.limits.workers {
-            let worker = worker::Worker::new(Arc::clone(&shared));
+            let worker = worker::Worker::new(Arc::clone(&shared), i);
             // On an error, dropping `running` stops the threads already started.
             let handle = spawn(format!("promlite-http-{i}"), Box::new(move || worker.run()))?;
             running
@@ -463,6 +470,8 @@ pub(crate) struct Shared {
     paused_until: Mutex<Option<Instant>>,
     /// Whether the timer should end, and its wake-up.
     timer: (Mutex<bool>, Condvar),
+    /// How many workers take events at once.
+    pub(crate) gate: gate::Gate,
     stopping: AtomicBool,
     registry: Metrics,
     routes: Option<Arc<Routes>>,
@@ -515,9 +524,16 @@ impl Shared {
 
     /// Routes a request: the built-in paths, then the application's routes. A
     /// panic in a route or a collector is a 500, and the worker lives on.
-    fn answer(&self, request: &Request<'_>, body: &mut Vec<u8>) -> Answer {
+    fn answer(&self, worker: usize, request: &Request<'_>, body: &mut Vec<u8>) -> Answer {
+        if self.gate.enter_route(worker) {
+            // Held so that the wake-up cannot fall between the timer's look at
+            // the gate and its wait.
+            let _timer = self.timer.0.lock().unwrap_or_else(PoisonError::into_inner);
+            self.timer.1.notify_all();
+        }
         let routed =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(request, body)));
+        self.gate.leave_route(worker);
         routed.unwrap_or_else(|_| Answer::internal_error(body))
     }
 
@@ -568,6 +584,7 @@ impl Shared {
     /// Ends the workers' waits and the timer.
     fn stop_threads(&self) {
         self.poller.close();
+        self.gate.close();
         *self.timer.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
         self.timer.1.notify_all();
     }
@@ -582,46 +599,68 @@ impl Shared {
             .min(limits.write_timeout)
             .min(worker::LINGER);
         // Deadlines are kept to a quarter of the shortest timeout, at most 250 ms.
-        let tick = (shortest / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        let sweep_every =
+            (shortest / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        let mut next_sweep = Instant::now();
         let mut stop = self.timer.0.lock().unwrap_or_else(PoisonError::into_inner);
         while !*stop {
             drop(stop);
+            let routes_run = self.gate.tick();
             let now = Instant::now();
-            self.table.sweep(
-                &self.poller,
-                |_, deadline, _| deadline <= now,
-                |conn, phase| {
-                    if phase == Phase::Reading {
-                        worker::send_alone(&conn.socket, 408, "request timeout", false);
-                    }
-                    self.timed_out.fetch_add(1, Relaxed);
-                },
-            );
-            let resume = {
-                let mut paused = self
-                    .paused_until
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                match *paused {
-                    Some(at) if at <= now => paused.take().is_some(),
-                    _ => false,
-                }
-            };
-            if resume {
-                self.arm_listener();
+            if now >= next_sweep {
+                next_sweep = now + sweep_every;
+                self.sweep(now);
             }
             stop = self.timer.0.lock().unwrap_or_else(PoisonError::into_inner);
             if !*stop {
+                // While routes run, tick fast enough that a blocked one is
+                // replaced soon; else only as often as the deadlines need.
+                let wait = if routes_run || self.gate.ticks_fast() {
+                    ROUTE_TICK
+                } else {
+                    next_sweep.saturating_duration_since(Instant::now())
+                };
                 stop = self
                     .timer
                     .1
-                    .wait_timeout(stop, tick)
+                    .wait_timeout(stop, wait)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
         }
     }
+
+    /// Closes connections past their deadline, and resumes accepting after a pause.
+    fn sweep(&self, now: Instant) {
+        self.table.sweep(
+            &self.poller,
+            |_, deadline, _| deadline <= now,
+            |conn, phase| {
+                if phase == Phase::Reading {
+                    worker::send_alone(&conn.socket, 408, "request timeout", false);
+                }
+                self.timed_out.fetch_add(1, Relaxed);
+            },
+        );
+        let resume = {
+            let mut paused = self
+                .paused_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match *paused {
+                Some(at) if at <= now => paused.take().is_some(),
+                _ => false,
+            }
+        };
+        if resume {
+            self.arm_listener();
+        }
+    }
 }
+
+/// How often the timer ticks while routes run: how long a route may block
+/// before a spare worker takes events in its place.
+const ROUTE_TICK: Duration = Duration::from_millis(1);
 
 /// A short plain-text answer: `text` and a newline.
 fn plain(body: &mut Vec<u8>, status: u16, text: &str) -> Answer {

@@ -419,3 +419,34 @@ fn partial_bodies_together_hold_no_more_than_the_buffer_limit() {
         assert_eq!(server.buffered(), 0);
     });
 }
+
+#[test]
+fn routes_that_block_every_taking_worker_do_not_hold_up_the_others() {
+    // As many /slow requests as there are workers taking events, and more: each
+    // blocks 300 ms; a spare takes events in their place, so a fast request
+    // sent after them is answered long before they are.
+    each_backend(
+        || exporter().workers(16),
+        |server| {
+            let slow: Vec<_> = (0..6)
+                .map(|_| {
+                    let mut s = connect(server);
+                    s.write_all(get("/slow").as_slice()).unwrap();
+                    s
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(50));
+            let started = Instant::now();
+            let mut fast = connect(server);
+            fast.write_all(&get("/echo")).unwrap();
+            assert_eq!(response(&mut fast).0, 200);
+            let took = started.elapsed();
+            assert!(took < Duration::from_millis(150), "took {took:?}");
+            // And the six ran at once, not one after the other.
+            for mut s in slow {
+                assert_eq!(response(&mut s).0, 200);
+            }
+            assert!(started.elapsed() < Duration::from_millis(600));
+        },
+    );
+}

@@ -32,6 +32,8 @@ const LINGER_BYTES: usize = 1 << 20;
 
 pub(crate) struct Worker {
     shared: Arc<Shared>,
+    /// Its place in the gate.
+    index: usize,
     /// Lent to the connection being served, when it has no input buffer of its own.
     input: Vec<u8>,
     /// Lent likewise for its answers.
@@ -57,9 +59,10 @@ enum Step {
 }
 
 impl Worker {
-    pub(crate) fn new(shared: Arc<Shared>) -> Worker {
+    pub(crate) fn new(shared: Arc<Shared>, index: usize) -> Worker {
         Worker {
             shared,
+            index,
             input: Vec::with_capacity(READ_CHUNK),
             output: Vec::new(),
             body: Vec::new(),
@@ -68,7 +71,7 @@ impl Worker {
     }
 
     pub(crate) fn run(mut self) {
-        loop {
+        while self.shared.gate.pass() {
             match self.shared.poller.wait(None) {
                 Ok(Wait::Ready(LISTENER)) => self.accept(),
                 Ok(Wait::Ready(token)) => self.event(Token(token)),
@@ -340,7 +343,7 @@ impl Worker {
             &conn.input[len..total],
         );
         self.body.clear();
-        let answer = self.shared.answer(&request, &mut self.body);
+        let answer = self.shared.answer(self.index, &request, &mut self.body);
         let close = !meaning.keep_alive || self.shared.is_stopping();
         let head_only = request.method() == super::Method::Head;
         response::Head {

@@ -1,0 +1,196 @@
+//! How many workers take events at once.
+//!
+//! A route may block (slpocapp's `--work-ms` sleeps), so the server keeps as
+//! many workers as routes that may run at once. But if all of them wait on the
+//! poller, every event wakes a sleeping thread while the threads already running
+//! would have taken it a few microseconds later: on two CPUs, 32 waiting workers
+//! answered half as many requests a second as 2, and on one CPU a request
+//! waited up to 100 ms behind the others' time slices.
+//!
+//! So only as many workers as the process has CPUs take events; the others wait
+//! here as spares. A worker that has been in a route for a whole tick of the
+//! timer (1 ms while routes run) counts as blocked, and a spare takes its place
+//! until it comes back; then one worker too many parks again. A fast route
+//! costs two atomic stores; a route that blocks holds up the other connections
+//! for at most about two ticks.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Condvar, Mutex, PoisonError};
+
+pub(crate) struct Gate {
+    /// Workers that take events when no route blocks: the CPUs, or fewer.
+    base: usize,
+    /// Workers that may take events now: `base` plus one per blocked route.
+    target: AtomicUsize,
+    /// Workers taking events now (all but the parked spares).
+    active: AtomicUsize,
+    /// Workers in a route now.
+    busy: AtomicUsize,
+    /// Per worker: the tick at which its current route began, 0 when in none.
+    started: Box<[AtomicU64]>,
+    /// The timer's tick count (from 1).
+    tick: AtomicU64,
+    /// Whether the timer ticks fast (some route ran lately); when it does not,
+    /// the route that finds every taking worker busy wakes it.
+    fast: AtomicBool,
+    spares: Mutex<Spares>,
+    wake: Condvar,
+}
+
+struct Spares {
+    closed: bool,
+}
+
+impl Gate {
+    pub(crate) fn new(workers: usize) -> Gate {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let base = cpus.clamp(1, workers.max(1));
+        Gate {
+            base,
+            target: AtomicUsize::new(base),
+            active: AtomicUsize::new(workers),
+            busy: AtomicUsize::new(0),
+            started: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            tick: AtomicU64::new(1),
+            fast: AtomicBool::new(false),
+            spares: Mutex::new(Spares { closed: false }),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// Called by a worker before it waits for an event: parks it as a spare while
+    /// more workers take events than may. `false` once the server stops.
+    pub(crate) fn pass(&self) -> bool {
+        loop {
+            let active = self.active.load(Relaxed);
+            if active <= self.target.load(Relaxed) {
+                return true;
+            }
+            if self
+                .active
+                .compare_exchange(active, active - 1, Relaxed, Relaxed)
+                .is_ok()
+            {
+                return self.park();
+            }
+        }
+    }
+
+    fn park(&self) -> bool {
+        let mut spares = self.spares.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if spares.closed {
+                return false;
+            }
+            // Joining under the lock: two spares woken at once cannot both take
+            // the one free place.
+            if self.active.load(Relaxed) < self.target.load(Relaxed) {
+                self.active.fetch_add(1, Relaxed);
+                return true;
+            }
+            spares = self
+                .wake
+                .wait(spares)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// A worker enters a route. Returns whether the timer must be woken to tick
+    /// fast: every worker taking events is in a route and the timer is slow.
+    pub(crate) fn enter_route(&self, worker: usize) -> bool {
+        self.started[worker].store(self.tick.load(Relaxed), Relaxed);
+        let busy = self.busy.fetch_add(1, Relaxed) + 1;
+        busy >= self.base && !self.fast.load(Relaxed) && !self.fast.swap(true, Relaxed)
+    }
+
+    pub(crate) fn leave_route(&self, worker: usize) {
+        self.started[worker].store(0, Relaxed);
+        self.busy.fetch_sub(1, Relaxed);
+    }
+
+    /// One tick of the timer: counts the routes running since before the last
+    /// tick, lets as many spares take their places, and returns whether the next
+    /// tick should come fast (a route is running).
+    pub(crate) fn tick(&self) -> bool {
+        let tick = self.tick.fetch_add(1, Relaxed);
+        let blocked = self
+            .started
+            .iter()
+            .filter(|s| matches!(s.load(Relaxed), t if t != 0 && t < tick))
+            .count();
+        let target = (self.base + blocked).min(self.started.len());
+        let before = self.target.swap(target, Relaxed);
+        if target > before {
+            let _spares = self.spares.lock().unwrap_or_else(PoisonError::into_inner);
+            self.wake.notify_all();
+        }
+        let fast = self.busy.load(Relaxed) > 0;
+        self.fast.store(fast, Relaxed);
+        fast
+    }
+
+    /// Whether a route asked for fast ticks since the last one.
+    pub(crate) fn ticks_fast(&self) -> bool {
+        self.fast.load(Relaxed)
+    }
+
+    /// Lets the spares end.
+    pub(crate) fn close(&self) {
+        self.spares
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed = true;
+        self.wake.notify_all();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn taking(&self) -> (usize, usize) {
+        (self.active.load(Relaxed), self.target.load(Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blocked_route_lets_one_spare_in_and_it_parks_again_after() {
+        let gate = Gate::new(8);
+        let base = gate.base;
+        // All eight start active; all but `base` park at their first pass.
+        let spares: Vec<_> = std::thread::scope(|s| {
+            let parked: Vec<_> = (0..8 - base).map(|_| s.spawn(|| gate.pass())).collect();
+            while gate.taking().0 > base {
+                std::thread::yield_now();
+            }
+            assert!(gate.pass(), "a worker within the target passes");
+            // Every taking worker enters a route; the first that fills them asks
+            // for the timer once.
+            let woke: Vec<bool> = (0..base).map(|w| gate.enter_route(w)).collect();
+            assert_eq!(woke.iter().filter(|w| **w).count(), 1);
+            // Within the tick they began in, they do not count as blocked.
+            assert!(gate.tick());
+            assert_eq!(gate.taking(), (base, base));
+            // A tick later they do: as many spares come in.
+            assert!(gate.tick());
+            while gate.taking().0 < 2 * base.min(8 - base) {
+                std::thread::yield_now();
+            }
+            for w in 0..base {
+                gate.leave_route(w);
+            }
+            assert!(!gate.tick(), "no route runs: the timer may slow down");
+            assert_eq!(gate.taking().1, base);
+            gate.close();
+            parked.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        // The spares that came in returned true; those still parked at the close, false.
+        assert_eq!(
+            spares.iter().filter(|passed| **passed).count(),
+            base.min(8 - base)
+        );
+        // More workers take events than may: the next to pass parks, and the
+        // closed gate ends it.
+        assert!(!gate.pass());
+    }
+}
