@@ -41,6 +41,7 @@
 mod encoding;
 mod error;
 mod metrics;
+mod number;
 mod process;
 mod registry;
 #[cfg(unix)]
@@ -48,7 +49,7 @@ mod server;
 #[cfg(feature = "tiny_http")]
 mod tiny;
 
-pub use encoding::{Format, Samples, encode, encode_openmetrics, encode_text, write_to};
+pub use encoding::{Format, Samples};
 pub use error::Error;
 pub use metrics::counter::Counter;
 pub use metrics::family::{DEFAULT_SERIES_LIMIT, Family, Series};
@@ -56,7 +57,7 @@ pub use metrics::gauge::Gauge;
 pub use metrics::histogram::{
     DEFAULT_BUCKETS, Histogram, HistogramTimer, exponential_buckets, linear_buckets,
 };
-pub use registry::{Registry, default_registry};
+pub use registry::{Registry, default_registry, encode, encode_openmetrics, encode_text, write_to};
 #[cfg(unix)]
 pub use server::{Answer, Exporter, Method, Request, Running, Stopped};
 #[cfg(feature = "tiny_http")]

@@ -1,13 +1,15 @@
 //! [`Registry`]: the metric families a scrape exposes.
 
 use crate::Error;
-use crate::encoding::{LabelNames, Samples};
+use crate::encoding::{CollectFn, Format, Samples, Writer};
 use crate::metrics::counter::Counter;
 use crate::metrics::family::{Family, FamilyCore, Series};
 use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::{Buckets, Histogram};
+use crate::metrics::key::LabelNames;
 use crate::metrics::{MetricType, check_label_names, check_metric_name};
 use std::fmt;
+use std::io;
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 /// A set of metric families, exposed together in registration order.
@@ -32,27 +34,24 @@ use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 /// ```
 #[derive(Default)]
 pub struct Registry {
-    pub(crate) entries: RwLock<Vec<Entry>>,
+    entries: RwLock<Vec<Entry>>,
 }
 
 /// One registered family.
-pub(crate) enum Entry {
+enum Entry {
     Counter(Arc<FamilyCore<Counter>>),
     Gauge(Arc<FamilyCore<Gauge>>),
     Histogram(Arc<FamilyCore<Histogram>>),
     Collector(Arc<Collector>),
 }
 
-/// The signature of a collector's closure.
-type CollectFn = dyn Fn(&mut Samples<'_>) + Send + Sync;
-
 /// A family whose samples a closure yields at scrape time.
-pub(crate) struct Collector {
-    pub(crate) name: String,
-    pub(crate) help: String,
-    pub(crate) kind: MetricType,
-    pub(crate) label_names: LabelNames,
-    pub(crate) collect: Box<CollectFn>,
+struct Collector {
+    name: String,
+    help: String,
+    kind: MetricType,
+    label_names: LabelNames,
+    collect: Box<CollectFn>,
 }
 
 impl Entry {
@@ -104,6 +103,44 @@ fn claimed_names(kind: MetricType, exposed: &str) -> Vec<String> {
             .map(|suffix| format!("{exposed}{suffix}"))
             .collect(),
     }
+}
+
+/// Appends the registry's exposition in `format` to `buf`.
+pub fn encode(registry: &Registry, format: Format, buf: &mut Vec<u8>) {
+    let mut out = Writer::new(buf, format);
+    let entries = registry
+        .entries
+        .read()
+        .unwrap_or_else(PoisonError::into_inner);
+    for entry in entries.iter() {
+        match entry {
+            Entry::Counter(f) => out.counters(f),
+            Entry::Gauge(f) => out.gauges(f),
+            Entry::Histogram(f) => out.histograms(f),
+            Entry::Collector(c) => {
+                out.collector(&c.name, &c.help, c.kind, &c.label_names, &*c.collect)
+            }
+        }
+    }
+    out.finish();
+}
+
+/// Appends the registry's exposition in the Prometheus text format 0.0.4.
+pub fn encode_text(registry: &Registry, buf: &mut Vec<u8>) {
+    encode(registry, Format::Text, buf);
+}
+
+/// Appends the registry's exposition in OpenMetrics 1.0.0.
+pub fn encode_openmetrics(registry: &Registry, buf: &mut Vec<u8>) {
+    encode(registry, Format::OpenMetrics, buf);
+}
+
+/// Writes the registry's exposition in `format` to any writer (encoded into a
+/// buffer first, then written with one `write_all`).
+pub fn write_to(registry: &Registry, format: Format, mut w: impl io::Write) -> io::Result<()> {
+    let mut buf = Vec::new();
+    encode(registry, format, &mut buf);
+    w.write_all(&buf)
 }
 
 impl Registry {
@@ -240,9 +277,7 @@ impl Registry {
     where
         F: Fn() -> f64 + Send + Sync + 'static,
     {
-        self.gauge_collector(name, help, &[], move |s| {
-            let _ = s.push(&[], value());
-        })
+        self.value_fn(MetricType::Gauge, name, help, value)
     }
 
     /// Registers a counter without labels whose value `value` returns at scrape
@@ -251,9 +286,18 @@ impl Registry {
     where
         F: Fn() -> f64 + Send + Sync + 'static,
     {
-        self.counter_collector(name, help, &[], move |s| {
+        self.value_fn(MetricType::Counter, name, help, value)
+    }
+
+    /// A collector of one sample without labels.
+    fn value_fn<F>(&self, kind: MetricType, name: &str, help: &str, value: F) -> Result<(), Error>
+    where
+        F: Fn() -> f64 + Send + Sync + 'static,
+    {
+        let collect = move |s: &mut Samples<'_>| {
             let _ = s.push(&[], value());
-        })
+        };
+        self.add_collector(kind, name, help, &[], Box::new(collect))
     }
 
     /// Removes the family registered under `name` (for a counter, with or without

@@ -1,7 +1,7 @@
 //! For programs that run their own `tiny_http` server (the `tiny_http` feature).
 
-use crate::encoding::{Format, encode};
-use crate::registry::Registry;
+use crate::encoding::Format;
+use crate::registry::{Registry, encode};
 use std::io::{self, Write};
 use tiny_http::Request;
 

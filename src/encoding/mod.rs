@@ -9,18 +9,15 @@
 //! the size of a scrape, encoding allocates nothing. Families come in registration
 //! order and series in creation order, so the output is the same from run to run.
 
-pub(crate) mod number;
-
 use crate::Error;
 use crate::metrics::MetricType;
 use crate::metrics::counter::Counter;
-use crate::metrics::family::{FamilyCore, SEPARATOR, Series};
+use crate::metrics::family::{FamilyCore, Series};
+use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::Histogram;
-use crate::registry::{Entry, Registry};
-use number::{write_count, write_float, write_uint};
-use std::io;
+use crate::metrics::key::{LabelNames, SEPARATOR};
+use crate::number::{write_count, write_float, write_uint};
 use std::ops::Range;
-use std::sync::PoisonError;
 
 /// An exposition format, with its HTTP content type.
 ///
@@ -93,61 +90,8 @@ impl Format {
     }
 }
 
-/// Appends the registry's exposition in `format` to `buf`.
-pub fn encode(registry: &Registry, format: Format, buf: &mut Vec<u8>) {
-    let mut out = Writer {
-        buf,
-        openmetrics: format == Format::OpenMetrics,
-    };
-    let entries = registry
-        .entries
-        .read()
-        .unwrap_or_else(PoisonError::into_inner);
-    for entry in entries.iter() {
-        match entry {
-            Entry::Counter(f) => out.counters(f),
-            Entry::Gauge(f) => out.gauges(f),
-            Entry::Histogram(f) => out.histograms(f),
-            Entry::Collector(c) => {
-                out.header(&c.name, &c.help, c.kind);
-                let mut samples = Samples {
-                    out: Writer {
-                        buf: out.buf,
-                        openmetrics: out.openmetrics,
-                    },
-                    name: &c.name,
-                    label_names: &c.label_names,
-                    kind: c.kind,
-                };
-                (c.collect)(&mut samples);
-            }
-        }
-    }
-    if out.openmetrics {
-        out.buf.extend_from_slice(b"# EOF\n");
-    }
-}
-
-/// Appends the registry's exposition in the Prometheus text format 0.0.4.
-pub fn encode_text(registry: &Registry, buf: &mut Vec<u8>) {
-    encode(registry, Format::Text, buf);
-}
-
-/// Appends the registry's exposition in OpenMetrics 1.0.0.
-pub fn encode_openmetrics(registry: &Registry, buf: &mut Vec<u8>) {
-    encode(registry, Format::OpenMetrics, buf);
-}
-
-/// Writes the registry's exposition in `format` to any writer (encoded into a
-/// buffer first, then written with one `write_all`).
-pub fn write_to(registry: &Registry, format: Format, mut w: impl io::Write) -> io::Result<()> {
-    let mut buf = Vec::new();
-    encode(registry, format, &mut buf);
-    w.write_all(&buf)
-}
-
-/// Samples yielded by a collector at scrape time; see
-/// [`Registry::gauge_collector`](crate::Registry::gauge_collector).
+/// Samples yielded by a collector at scrape time: a registry's
+/// `gauge_collector` or `counter_collector` is given one per scrape.
 pub struct Samples<'a> {
     out: Writer<'a>,
     name: &'a str,
@@ -159,15 +103,12 @@ impl Samples<'_> {
     /// Writes one sample: the label values (in the order of the label names) and
     /// the value. A wrong number of values is refused with [`Error::LabelCount`],
     /// and a counter value that is negative or NaN with [`Error::InvalidIncrement`];
-    /// nothing is written then.
+    /// nothing is written then. A counter's value may be `+Inf` here, as the
+    /// formats allow, while [`Counter::inc_by`] refuses an infinite increment:
+    /// that would leave a live counter stuck at `+Inf` for good.
     pub fn push(&mut self, label_values: &[&str], value: f64) -> Result<(), Error> {
-        if label_values.len() != self.label_names.len() {
-            return Err(Error::LabelCount {
-                metric: self.name.to_owned(),
-                expected: self.label_names.len(),
-                got: label_values.len(),
-            });
-        }
+        self.label_names
+            .check_count(self.name, label_values.len())?;
         if self.kind == MetricType::Counter && (value.is_nan() || value < 0.0) {
             return Err(Error::InvalidIncrement(value));
         }
@@ -179,13 +120,54 @@ impl Samples<'_> {
     }
 }
 
-/// The state of one encoding: where to write, and in which format.
-struct Writer<'a> {
+/// The state of one encoding: where to write, and in which format. The registry
+/// walks its families and hands each to the method for its type.
+pub(crate) struct Writer<'a> {
     buf: &'a mut Vec<u8>,
     openmetrics: bool,
 }
 
-impl Writer<'_> {
+/// The signature of a collector's closure.
+pub(crate) type CollectFn = dyn Fn(&mut Samples<'_>) + Send + Sync;
+
+impl<'a> Writer<'a> {
+    /// Starts an exposition in `format` at the end of `buf`.
+    pub(crate) fn new(buf: &'a mut Vec<u8>, format: Format) -> Writer<'a> {
+        Writer {
+            buf,
+            openmetrics: format == Format::OpenMetrics,
+        }
+    }
+
+    /// Ends the exposition (OpenMetrics closes it with `# EOF`).
+    pub(crate) fn finish(self) {
+        if self.openmetrics {
+            self.buf.extend_from_slice(b"# EOF\n");
+        }
+    }
+
+    /// A family whose samples `collect` yields now.
+    pub(crate) fn collector(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        label_names: &LabelNames,
+        collect: &CollectFn,
+    ) {
+        self.header(name, help, kind);
+        let mut samples = Samples {
+            out: Writer {
+                buf: self.buf,
+                openmetrics: self.openmetrics,
+            },
+            name,
+            label_names,
+            kind,
+        };
+        collect(&mut samples);
+    }
+
     /// The `# HELP` and `# TYPE` lines. `name` is the text format's family name;
     /// OpenMetrics names a counter family without `_total`.
     fn header(&mut self, name: &str, help: &str, kind: MetricType) {
@@ -262,7 +244,8 @@ impl Writer<'_> {
         start..self.buf.len()
     }
 
-    /// Closes a label set written by [`Writer::labels`] (at `labels`) and adds the space
+    /// Closes a label set written by [`Writer::joined_labels`] or
+    /// [`Writer::label_values`] (at `labels`) and adds the space
     /// before the value.
     fn close_labels(&mut self, labels: &Range<usize>) {
         self.buf
@@ -314,13 +297,13 @@ impl Writer<'_> {
         self.joined_labels(&family.label_names, series.key().labels())
     }
 
-    fn counters(&mut self, family: &FamilyCore<Counter>) {
+    pub(crate) fn counters(&mut self, family: &FamilyCore<Counter>) {
         self.header(&family.name, &family.help, MetricType::Counter);
         let base = family.name.strip_suffix("_total").unwrap_or(&family.name);
         family.for_each(|counter| {
             let labels = self.first_sample(family, &family.name, counter);
             self.close_labels(&labels);
-            let (whole, fraction) = counter.inner.parts();
+            let (whole, fraction) = counter.parts();
             if fraction == 0.0 {
                 self.count(whole);
             } else {
@@ -329,12 +312,12 @@ impl Writer<'_> {
             if self.openmetrics {
                 self.sample_start(base, "_created", &labels);
                 self.close_labels(&labels);
-                self.millis(counter.inner.key.created_millis());
+                self.millis(counter.key().created_millis());
             }
         });
     }
 
-    fn gauges(&mut self, family: &FamilyCore<crate::Gauge>) {
+    pub(crate) fn gauges(&mut self, family: &FamilyCore<Gauge>) {
         self.header(&family.name, &family.help, MetricType::Gauge);
         family.for_each(|gauge| {
             let labels = self.first_sample(family, &family.name, gauge);
@@ -343,7 +326,7 @@ impl Writer<'_> {
         });
     }
 
-    fn histograms(&mut self, family: &FamilyCore<Histogram>) {
+    pub(crate) fn histograms(&mut self, family: &FamilyCore<Histogram>) {
         let name = &family.name;
         self.header(name, &family.help, MetricType::Histogram);
         let le = if self.openmetrics {
@@ -352,7 +335,6 @@ impl Writer<'_> {
             &family.config.le_text
         };
         family.for_each(|histogram| {
-            let series = &*histogram.inner;
             // The first line writes the labels; the others copy them.
             let mut labels = 0..0;
             // `_count` is the running total itself: it cannot differ from `+Inf`.
@@ -361,7 +343,7 @@ impl Writer<'_> {
                 if i == 0 {
                     self.buf.extend_from_slice(name.as_bytes());
                     self.buf.extend_from_slice(b"_bucket");
-                    labels = self.joined_labels(&family.label_names, series.key.labels());
+                    labels = self.joined_labels(&family.label_names, histogram.key().labels());
                 } else {
                     self.sample_start(name, "_bucket", &labels);
                 }
@@ -372,12 +354,12 @@ impl Writer<'_> {
                 });
                 self.buf.extend_from_slice(bound.as_bytes());
                 self.buf.extend_from_slice(b"\"} ");
-                cumulative += series.bucket_count(i);
+                cumulative += histogram.bucket_count(i);
                 self.count(cumulative);
             }
             // OpenMetrics treats `_sum` as a counter: it forbids it (and then
             // `_count`) with negative bounds, and a negative one cannot be written.
-            let sum = series.sum();
+            let sum = histogram.sum();
             if !self.openmetrics || !(family.config.negative || sum < 0.0) {
                 self.sample_start(name, "_count", &labels);
                 self.close_labels(&labels);
@@ -389,7 +371,7 @@ impl Writer<'_> {
             if self.openmetrics {
                 self.sample_start(name, "_created", &labels);
                 self.close_labels(&labels);
-                self.millis(series.key.created_millis());
+                self.millis(histogram.key().created_millis());
             }
         });
     }
@@ -430,28 +412,3 @@ static BYTE_CLASS: [u8; 256] = {
     class[SEPARATOR as usize] = NEXT_VALUE;
     class
 };
-
-/// A family's label names, with the text that starts each label pre-rendered:
-/// `{name="` for the first, `",name="` for the others.
-#[derive(Debug)]
-pub(crate) struct LabelNames {
-    prefixes: Box<[Box<[u8]>]>,
-}
-
-impl LabelNames {
-    pub(crate) fn new(names: &[&str]) -> LabelNames {
-        let prefixes = names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let start: &[u8] = if i == 0 { b"{" } else { b"\",".as_slice() };
-                [start, name.as_bytes(), b"=\""].concat().into_boxed_slice()
-            })
-            .collect();
-        LabelNames { prefixes }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.prefixes.len()
-    }
-}

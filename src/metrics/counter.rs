@@ -1,12 +1,11 @@
 //! [`Counter`]: a value that only goes up.
 
 use crate::Error;
-use crate::metrics::family::SeriesKey;
+use crate::metrics::family::{Family, Sealed, Series};
+use crate::metrics::key::SeriesKey;
+use crate::number::MAX_EXACT;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-
-/// 2^53: below it every whole number is an exact `f64`.
-const MAX_WHOLE: f64 = 9_007_199_254_740_992.0;
 
 /// A monotonic counter. Cloning it is cheap and every clone updates the same series.
 ///
@@ -62,11 +61,11 @@ impl Counter {
         }
         // Whole numbers go to the integer cell, exact, as long as it stays below
         // 2^53 (beyond, an f64 could not tell its next values apart anyway).
-        if v.fract() == 0.0 && v < MAX_WHOLE {
+        if v.fract() == 0.0 && v < MAX_EXACT {
             let added = self.inner.whole.fetch_update(Relaxed, Relaxed, |whole| {
                 whole
                     .checked_add(v as u64)
-                    .filter(|&sum| (sum as f64) < MAX_WHOLE)
+                    .filter(|&sum| (sum as f64) < MAX_EXACT)
             });
             if added.is_ok() {
                 return Ok(());
@@ -80,8 +79,13 @@ impl Counter {
 
     /// The current value.
     pub fn get(&self) -> f64 {
-        let (whole, fraction) = self.inner.parts();
+        let (whole, fraction) = self.parts();
         whole as f64 + fraction
+    }
+
+    /// The whole and fractional parts, as a scrape writes them.
+    pub(crate) fn parts(&self) -> (u64, f64) {
+        self.inner.parts()
     }
 }
 
@@ -92,6 +96,40 @@ impl CounterSeries {
             self.whole.load(Relaxed),
             f64::from_bits(self.fraction.load(Relaxed)),
         )
+    }
+}
+
+impl Sealed for Counter {}
+
+impl Series for Counter {
+    type Config = ();
+    fn create(_: &(), key: SeriesKey) -> Self {
+        Counter::new(key)
+    }
+    fn key(&self) -> &SeriesKey {
+        &self.inner.key
+    }
+}
+
+impl Family<Counter> {
+    /// Adds one to the series for these label values, creating it if needed,
+    /// without cloning its handle: the cheapest one-off update.
+    ///
+    /// ```
+    /// let registry = promlite::Registry::new();
+    /// let hits = registry.counter_family("hits_total", "Hits.", &["path"]).unwrap();
+    /// hits.inc(&["/"]).unwrap();
+    /// hits.inc(&["/"]).unwrap();
+    /// assert_eq!(hits.with_labels(&["/"]).unwrap().get(), 2.0);
+    /// ```
+    #[inline]
+    pub fn inc(&self, values: &[&str]) -> Result<(), Error> {
+        self.apply(values, Counter::inc)
+    }
+
+    /// Adds `v` to the series for these label values; see [`Counter::inc_by`].
+    pub fn inc_by(&self, values: &[&str], v: f64) -> Result<(), Error> {
+        self.apply(values, |c| c.inc_by(v))?
     }
 }
 

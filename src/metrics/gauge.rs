@@ -1,6 +1,8 @@
 //! [`Gauge`]: a value that goes up and down.
 
-use crate::metrics::family::SeriesKey;
+use crate::Error;
+use crate::metrics::family::{Family, Sealed, Series};
+use crate::metrics::key::SeriesKey;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -79,6 +81,37 @@ impl Gauge {
     /// The current value.
     pub fn get(&self) -> f64 {
         f64::from_bits(self.inner.bits.load(Relaxed))
+    }
+}
+
+impl Sealed for Gauge {}
+
+impl Series for Gauge {
+    type Config = ();
+    fn create(_: &(), key: SeriesKey) -> Self {
+        Gauge::new(key)
+    }
+    fn key(&self) -> &SeriesKey {
+        &self.inner.key
+    }
+}
+
+impl Family<Gauge> {
+    /// Sets the series for these label values, creating it if needed.
+    ///
+    /// ```
+    /// let registry = promlite::Registry::new();
+    /// let temperature = registry.gauge_family("temperature_celsius", "Temperature.", &["room"]).unwrap();
+    /// temperature.set(&["kitchen"], 21.5).unwrap();
+    /// assert_eq!(temperature.with_labels(&["kitchen"]).unwrap().get(), 21.5);
+    /// ```
+    pub fn set(&self, values: &[&str], v: f64) -> Result<(), Error> {
+        self.apply(values, |g| g.set(v))
+    }
+
+    /// Adds `v` (which may be negative) to the series for these label values.
+    pub fn add(&self, values: &[&str], v: f64) -> Result<(), Error> {
+        self.apply(values, |g| g.add(v))
     }
 }
 

@@ -15,7 +15,8 @@
 //! read-modify-writes there. A scrape adds the stripes up. Nothing ever blocks.
 
 use crate::Error;
-use crate::metrics::family::SeriesKey;
+use crate::metrics::family::{Family, Sealed, Series};
+use crate::metrics::key::SeriesKey;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -146,6 +147,11 @@ impl Histogram {
     pub fn sum(&self) -> f64 {
         self.inner.sum()
     }
+
+    /// The (non-cumulative) count of bucket `i`, `i == finite` being `+Inf`.
+    pub(crate) fn bucket_count(&self, i: usize) -> u64 {
+        self.inner.bucket_count(i)
+    }
 }
 
 impl HistogramSeries {
@@ -264,7 +270,7 @@ impl Buckets {
             bounds
                 .iter()
                 .chain([&f64::INFINITY])
-                .map(|&b| crate::encoding::number::float_string(b, canonical).into())
+                .map(|&b| crate::number::float_string(b, canonical).into())
                 .collect()
         };
         let finite = bounds.len();
@@ -404,6 +410,35 @@ fn claim_slot() -> Option<usize> {
             Ok(_) => return Some(k),
             Err(now) => taken = now,
         }
+    }
+}
+
+impl Sealed for Histogram {}
+
+impl Series for Histogram {
+    type Config = Buckets;
+    fn create(config: &Self::Config, key: SeriesKey) -> Self {
+        Histogram::new(config, key)
+    }
+    fn key(&self) -> &SeriesKey {
+        &self.inner.key
+    }
+}
+
+impl Family<Histogram> {
+    /// Observes `v` in the series for these label values, creating it if needed.
+    ///
+    /// ```
+    /// let registry = promlite::Registry::new();
+    /// let latency = registry
+    ///     .histogram_family("latency_seconds", "Latency.", &["path"], &promlite::DEFAULT_BUCKETS)
+    ///     .unwrap();
+    /// latency.observe(&["/"], 0.02).unwrap();
+    /// assert_eq!(latency.with_labels(&["/"]).unwrap().count(), 1);
+    /// ```
+    #[inline]
+    pub fn observe(&self, values: &[&str], v: f64) -> Result<(), Error> {
+        self.apply(values, |h| h.observe(v))
     }
 }
 

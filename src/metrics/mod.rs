@@ -1,12 +1,15 @@
 //! The metric types, one file each, and the labelled families that hold them.
 //!
 //! Every metric is a cheap handle (an `Arc`) around atomics: clone it, keep it,
-//! update it from any thread. The exposition lives apart, in [`crate::encoding`].
+//! update it from any thread. Nothing here knows the exposition formats: the
+//! encoders read the metrics, never the other way round.
 
 pub(crate) mod counter;
 pub(crate) mod family;
 pub(crate) mod gauge;
 pub(crate) mod histogram;
+pub(crate) mod key;
+pub(crate) mod table;
 
 use crate::Error;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -41,8 +41,8 @@ mod worker;
 pub use parse::Method;
 pub use request::Request;
 
-use crate::encoding::{Format, encode};
-use crate::registry::{Registry, default_registry};
+use crate::encoding::Format;
+use crate::registry::{Registry, default_registry, encode};
 use conn::Conn;
 use poller::{Backend, Interest, Poller, Source};
 use std::io;

@@ -51,7 +51,7 @@ pub(crate) fn float_string(v: f64, canonical: bool) -> String {
 
 /// 2^53: every whole number below it is an exact `f64`, and its shortest
 /// round-trip digits are its own decimal digits.
-const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
+pub(crate) const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
 
 /// Appends a count as Go prints `float64(n)`: plain up to 999999, then `1.234567e+06`.
 /// Exact and fast, which matters because most numbers in a scrape are counts.

@@ -1,0 +1,162 @@
+//! The family API, tried with counters.
+use super::*;
+use crate::metrics::counter::Counter;
+
+fn counters(labels: &[&str]) -> Family<Counter> {
+    Family::from_core(FamilyCore::new(
+        "test_total".into(),
+        "help".into(),
+        labels,
+        (),
+    ))
+}
+
+#[test]
+fn values_that_run_together_the_same_are_different_series() {
+    let f = counters(&["a", "b"]);
+    f.with_labels(&["ab", "c"]).unwrap().inc();
+    f.with_labels(&["a", "bc"]).unwrap().inc_by(5.0).unwrap();
+    f.with_labels(&["abc", ""]).unwrap().inc_by(7.0).unwrap();
+    assert_eq!(f.len(), 3);
+    assert_eq!(f.with_labels(&["ab", "c"]).unwrap().get(), 1.0);
+    assert_eq!(f.with_labels(&["a", "bc"]).unwrap().get(), 5.0);
+    assert_eq!(f.with_labels(&["abc", ""]).unwrap().get(), 7.0);
+    assert_eq!(f.with_labels(&["", "abc"]).unwrap().get(), 0.0);
+}
+
+#[test]
+fn same_values_give_the_same_series() {
+    let f = counters(&["x"]);
+    let a = f.with_labels(&["v"]).unwrap();
+    let b = f.with_labels(&["v"]).unwrap();
+    a.inc();
+    b.inc();
+    assert_eq!(f.len(), 1);
+    assert_eq!(a.get(), 2.0);
+}
+
+#[test]
+fn wrong_label_count_is_an_error() {
+    let f = counters(&["a", "b"]);
+    let err = f.with_labels(&["only one"]).unwrap_err();
+    assert_eq!(
+        err,
+        Error::LabelCount {
+            metric: "test_total".into(),
+            expected: 2,
+            got: 1
+        }
+    );
+    assert!(f.with_labels(&["1", "2", "3"]).is_err());
+    assert!(!f.remove(&["1"]));
+    assert!(f.is_empty());
+}
+
+#[test]
+fn the_cardinality_limit_refuses_new_series_only() {
+    let f = counters(&["id"]);
+    assert_eq!(f.series_limit(), DEFAULT_SERIES_LIMIT);
+    f.set_series_limit(3);
+    for id in ["1", "2", "3"] {
+        f.with_labels(&[id]).unwrap().inc();
+    }
+    assert_eq!(
+        f.with_labels(&["4"]).unwrap_err(),
+        Error::CardinalityLimit {
+            metric: "test_total".into(),
+            limit: 3
+        }
+    );
+    // Existing series are still served, and removing one makes room.
+    f.with_labels(&["2"]).unwrap().inc();
+    assert!(f.remove(&["1"]));
+    f.with_labels(&["4"]).unwrap().inc();
+    assert_eq!(f.len(), 3);
+}
+
+#[test]
+fn the_default_limit_is_ten_thousand() {
+    let f = counters(&["id"]);
+    for i in 0..DEFAULT_SERIES_LIMIT {
+        f.with_labels(&[&i.to_string()]).unwrap();
+    }
+    assert!(matches!(
+        f.with_labels(&["one more"]),
+        Err(Error::CardinalityLimit { limit: 10_000, .. })
+    ));
+    assert_eq!(f.len(), DEFAULT_SERIES_LIMIT);
+}
+
+#[test]
+fn removal_keeps_every_other_series_findable_and_in_order() {
+    let f = counters(&["id"]);
+    let ids: Vec<String> = (0..500).map(|i| format!("series-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        f.with_labels(&[id]).unwrap().inc_by(i as f64).unwrap();
+    }
+    for id in ids.iter().step_by(3) {
+        assert!(f.remove(&[id]));
+        assert!(!f.remove(&[id]));
+    }
+    let mut seen = Vec::new();
+    f.core.for_each(|c| seen.push(c.get() as usize));
+    let expected: Vec<usize> = (0..500).filter(|i| i % 3 != 0).collect();
+    assert_eq!(seen, expected, "creation order survives removals");
+    for (i, id) in ids.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
+        assert_eq!(f.with_labels(&[id]).unwrap().get(), i as f64);
+    }
+    assert_eq!(f.len(), expected.len());
+}
+
+#[test]
+fn a_family_without_labels_has_one_series() {
+    let f = counters(&[]);
+    f.with_labels(&[]).unwrap().inc();
+    f.with_labels(&[]).unwrap().inc();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f.with_labels(&[]).unwrap().get(), 2.0);
+    assert!(f.remove(&[]));
+    assert!(f.is_empty());
+}
+
+#[test]
+fn clear_removes_everything() {
+    let f = counters(&["id"]);
+    f.with_labels(&["a"]).unwrap();
+    f.with_labels(&["b"]).unwrap();
+    f.clear();
+    assert!(f.is_empty());
+    assert_eq!(f.with_labels(&["a"]).unwrap().get(), 0.0);
+}
+
+#[test]
+fn hostile_values_are_kept_exactly() {
+    let f = counters(&["v"]);
+    let hostile = ["", "\"", "\\", "\n", "a\u{0}b", "ñandú 🦀", "\u{feff}"];
+    for v in hostile {
+        f.with_labels(&[v]).unwrap().inc();
+    }
+    assert_eq!(f.len(), hostile.len());
+    let mut keys = Vec::new();
+    f.core.for_each(|c| keys.push(c.key().labels().to_vec()));
+    let expected: Vec<Vec<u8>> = hostile.iter().map(|v| v.as_bytes().to_vec()).collect();
+    assert_eq!(keys, expected);
+}
+
+#[test]
+fn concurrent_lookups_create_each_series_once() {
+    let f = counters(&["id"]);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for i in 0..2_000 {
+                    f.with_labels(&[&(i % 100).to_string()]).unwrap().inc();
+                }
+            });
+        }
+    });
+    assert_eq!(f.len(), 100);
+    let mut total = 0.0;
+    f.core.for_each(|c| total += c.get());
+    assert_eq!(total, 8_000.0);
+}
