@@ -10,6 +10,7 @@ use crate::metrics::key::LabelNames;
 use crate::metrics::{MetricType, check_label_names, check_metric_name};
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 /// A set of metric families, exposed together in registration order.
@@ -35,6 +36,8 @@ use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 #[derive(Default)]
 pub struct Registry {
     entries: RwLock<Vec<Entry>>,
+    /// Whether OpenMetrics scrapes carry `_created` samples (off by default).
+    created: AtomicBool,
 }
 
 /// One registered family.
@@ -107,7 +110,7 @@ fn claimed_names(kind: MetricType, exposed: &str) -> Vec<String> {
 
 /// Appends the registry's exposition in `format` to `buf`.
 pub fn encode(registry: &Registry, format: Format, buf: &mut Vec<u8>) {
-    let mut out = Writer::new(buf, format);
+    let mut out = Writer::new(buf, format, registry.created.load(Relaxed));
     let entries = registry
         .entries
         .read()
@@ -147,6 +150,29 @@ impl Registry {
     /// An empty registry.
     pub fn new() -> Registry {
         Registry::default()
+    }
+
+    /// Whether OpenMetrics scrapes carry a `_created` sample for every counter
+    /// and histogram series (the time it was created). Off by default:
+    /// Prometheus stores each `_created` line as a series of its own, a twin of
+    /// every counter and histogram series. The text format never has them.
+    ///
+    /// ```
+    /// use promlite::{Format, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// registry.counter("jobs_total", "Jobs.").unwrap().inc();
+    /// let scrape = |r: &Registry| {
+    ///     let mut buf = Vec::new();
+    ///     promlite::encode(r, Format::OpenMetrics, &mut buf);
+    ///     String::from_utf8(buf).unwrap()
+    /// };
+    /// assert!(!scrape(&registry).contains("jobs_created"));
+    /// registry.set_created_samples(true);
+    /// assert!(scrape(&registry).contains("\njobs_created "));
+    /// ```
+    pub fn set_created_samples(&self, on: bool) {
+        self.created.store(on, Relaxed);
     }
 
     /// Registers a counter without labels. A missing `_total` suffix is added

@@ -135,3 +135,30 @@ fn removed_series_and_unregistered_families_disappear() {
     assert!(registry.unregister("slpocapp_request_duration_seconds"));
     assert!(!encode(&registry, Format::Text).contains("duration"));
 }
+
+#[test]
+fn by_default_openmetrics_has_no_created_samples_and_is_otherwise_the_same() {
+    let with = hostile_registry();
+    let without = hostile_registry();
+    without.set_created_samples(false);
+    let full = encode(&with, Format::OpenMetrics);
+    let plain = encode(&without, Format::OpenMetrics);
+    let created = full.lines().filter(|l| l.contains("_created")).count();
+    assert!(created > 10, "the opt-in writes them ({created} lines)");
+    assert!(!plain.contains("_created"), "{plain}");
+    let kept: Vec<&str> = full
+        .lines()
+        .filter(|l| !l.contains("_created ") && !l.contains("_created{"))
+        .collect();
+    assert_eq!(plain.lines().collect::<Vec<_>>(), kept);
+    // And a new registry starts without them.
+    let fresh = Registry::new();
+    fresh.counter("jobs_total", "Jobs.").unwrap().inc();
+    fresh
+        .histogram("wait_seconds", "Waits.", &[1.0])
+        .unwrap()
+        .observe(0.5);
+    assert!(!encode(&fresh, Format::OpenMetrics).contains("_created"));
+    // The text format never has them.
+    assert!(!encode(&with, Format::Text).contains("_created"));
+}

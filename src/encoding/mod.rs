@@ -2,7 +2,8 @@
 //!
 //! * Prometheus text format 0.0.4 ([`Format::Text`]).
 //! * OpenMetrics 1.0.0 ([`Format::OpenMetrics`]): counter families are named without
-//!   `_total`, counters and histograms carry `_created`, `le` bounds are canonical
+//!   `_total`, counters and histograms carry `_created` if the registry asks for
+//!   it, `le` bounds are canonical
 //!   numbers, and the exposition ends with `# EOF`.
 //!
 //! Both write into a `Vec<u8>` the caller owns and may reuse: once it has grown to
@@ -125,6 +126,8 @@ impl Samples<'_> {
 pub(crate) struct Writer<'a> {
     buf: &'a mut Vec<u8>,
     openmetrics: bool,
+    /// Whether counters and histograms get `_created` (OpenMetrics only).
+    created: bool,
 }
 
 /// The signature of a collector's closure.
@@ -132,10 +135,12 @@ pub(crate) type CollectFn = dyn Fn(&mut Samples<'_>) + Send + Sync;
 
 impl<'a> Writer<'a> {
     /// Starts an exposition in `format` at the end of `buf`.
-    pub(crate) fn new(buf: &'a mut Vec<u8>, format: Format) -> Writer<'a> {
+    pub(crate) fn new(buf: &'a mut Vec<u8>, format: Format, created: bool) -> Writer<'a> {
+        let openmetrics = format == Format::OpenMetrics;
         Writer {
             buf,
-            openmetrics: format == Format::OpenMetrics,
+            openmetrics,
+            created: created && openmetrics,
         }
     }
 
@@ -160,6 +165,7 @@ impl<'a> Writer<'a> {
             out: Writer {
                 buf: self.buf,
                 openmetrics: self.openmetrics,
+                created: false,
             },
             name,
             label_names,
@@ -309,7 +315,7 @@ impl<'a> Writer<'a> {
             } else {
                 self.value(whole as f64 + fraction);
             }
-            if self.openmetrics {
+            if self.created {
                 self.sample_start(base, "_created", &labels);
                 self.close_labels(&labels);
                 self.millis(counter.key().created_millis());
@@ -368,7 +374,7 @@ impl<'a> Writer<'a> {
                 self.close_labels(&labels);
                 self.value(sum);
             }
-            if self.openmetrics {
+            if self.created {
                 self.sample_start(name, "_created", &labels);
                 self.close_labels(&labels);
                 self.millis(histogram.key().created_millis());

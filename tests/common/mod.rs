@@ -3,9 +3,11 @@
 
 use promlite::{DEFAULT_BUCKETS, Format, Registry};
 
-/// The seed tutorial's two metrics after one request, as its example shows them.
+/// The seed tutorial's two metrics after one request, as its example shows them
+/// (with `_created` samples, as the seed's prometheus-client writes them).
 pub fn seed_registry() -> Registry {
     let registry = Registry::new();
+    registry.set_created_samples(true);
     let requests = registry
         .counter_family(
             "slpocapp_request_operations_total",
