@@ -49,6 +49,16 @@ pub enum Error {
     InvalidBuckets(String),
     /// A counter only goes up: the increment was negative, NaN or infinite.
     InvalidIncrement(f64),
+    /// A unit must be a valid name part, and the family's name must end with it
+    /// (`_seconds` for `seconds`; before `_total` on a counter).
+    InvalidUnit {
+        /// The family.
+        metric: String,
+        /// The unit refused.
+        unit: String,
+    },
+    /// No family is registered under this name.
+    NotRegistered(String),
 }
 
 impl fmt::Display for Error {
@@ -79,6 +89,11 @@ impl fmt::Display for Error {
                 f,
                 "counter increment {v} refused: must be finite and not negative"
             ),
+            Error::InvalidUnit { metric, unit } => write!(
+                f,
+                "{metric}: unit {unit:?} refused: it must match [a-zA-Z0-9_]+ and the family name must end with _{unit}"
+            ),
+            Error::NotRegistered(name) => write!(f, "{name} is not registered"),
         }
     }
 }

@@ -35,12 +35,18 @@ use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 /// ```
 #[derive(Default)]
 pub struct Registry {
-    entries: RwLock<Vec<Entry>>,
+    entries: RwLock<Vec<Registered>>,
     /// Whether OpenMetrics scrapes carry `_created` samples (off by default).
     created: AtomicBool,
 }
 
-/// One registered family.
+/// One registered family, and its unit (OpenMetrics `# UNIT`).
+struct Registered {
+    entry: Entry,
+    unit: Option<Box<str>>,
+}
+
+/// A registered family's metrics.
 enum Entry {
     Counter(Arc<FamilyCore<Counter>>),
     Gauge(Arc<FamilyCore<Gauge>>),
@@ -78,28 +84,31 @@ impl Entry {
     }
 }
 
-/// The name a family is exposed under: counters always end in `_total` (added
-/// when missing, never doubled), other types keep the name they were given.
+/// The name a family is exposed under: counters always end in `_total` and info
+/// families in `_info` (added when missing, never doubled); other types keep the
+/// name they were given.
 fn exposed_name(kind: MetricType, name: &str) -> String {
-    if kind == MetricType::Counter && !name.ends_with("_total") {
-        format!("{name}_total")
-    } else {
+    let suffix = kind.sample_suffix();
+    if name.ends_with(suffix) {
         name.to_owned()
+    } else {
+        format!("{name}{suffix}")
     }
 }
 
 /// Every name a family occupies in either format: its family names and the
 /// names of all the samples it writes. Two families may not share one.
 fn claimed_names(kind: MetricType, exposed: &str) -> Vec<String> {
+    let base = exposed
+        .strip_suffix(kind.sample_suffix())
+        .unwrap_or(exposed);
     match kind {
-        MetricType::Counter => {
-            let base = exposed.strip_suffix("_total").unwrap_or(exposed);
-            vec![
-                base.to_owned(),
-                exposed.to_owned(),
-                format!("{base}_created"),
-            ]
-        }
+        MetricType::Counter => vec![
+            base.to_owned(),
+            exposed.to_owned(),
+            format!("{base}_created"),
+        ],
+        MetricType::Info => vec![base.to_owned(), exposed.to_owned()],
         MetricType::Gauge => vec![exposed.to_owned()],
         MetricType::Histogram => ["", "_bucket", "_count", "_sum", "_created"]
             .iter()
@@ -115,13 +124,14 @@ pub fn encode(registry: &Registry, format: Format, buf: &mut Vec<u8>) {
         .entries
         .read()
         .unwrap_or_else(PoisonError::into_inner);
-    for entry in entries.iter() {
+    for Registered { entry, unit } in entries.iter() {
+        let unit = unit.as_deref();
         match entry {
-            Entry::Counter(f) => out.counters(f),
-            Entry::Gauge(f) => out.gauges(f),
-            Entry::Histogram(f) => out.histograms(f),
+            Entry::Counter(f) => out.counters(f, unit),
+            Entry::Gauge(f) => out.gauges(f, unit),
+            Entry::Histogram(f) => out.histograms(f, unit),
             Entry::Collector(c) => {
-                out.collector(&c.name, &c.help, c.kind, &c.label_names, &*c.collect)
+                out.collector(&c.name, &c.help, c.kind, unit, &c.label_names, &*c.collect)
             }
         }
     }
@@ -326,13 +336,82 @@ impl Registry {
         self.add_collector(kind, name, help, &[], Box::new(collect))
     }
 
+    /// Registers an info family: facts about the target (a version, a build)
+    /// as labels on one sample of value 1. OpenMetrics writes it with the type
+    /// `info`; the text format, which has no such type, as a gauge. A missing
+    /// `_info` suffix is added to the name.
+    ///
+    /// ```
+    /// use promlite::{Format, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// registry.info("slpocapp_build", "The running build.", &[("version", "0.1.0")]).unwrap();
+    /// let mut text = Vec::new();
+    /// promlite::encode(&registry, Format::Text, &mut text);
+    /// assert!(String::from_utf8(text).unwrap().ends_with(
+    ///     "# TYPE slpocapp_build_info gauge\nslpocapp_build_info{version=\"0.1.0\"} 1\n"
+    /// ));
+    /// let mut om = Vec::new();
+    /// promlite::encode(&registry, Format::OpenMetrics, &mut om);
+    /// assert!(String::from_utf8(om).unwrap().starts_with("# TYPE slpocapp_build info\n"));
+    /// ```
+    pub fn info(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Result<(), Error> {
+        let names: Vec<&str> = labels.iter().map(|(n, _)| *n).collect();
+        let values: Vec<String> = labels.iter().map(|(_, v)| (*v).to_owned()).collect();
+        let collect = move |s: &mut Samples<'_>| {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            let _ = s.push(&values, 1.0);
+        };
+        self.add_collector(MetricType::Info, name, help, &names, Box::new(collect))
+    }
+
+    /// Gives the family registered under `name` a unit, written on an
+    /// OpenMetrics `# UNIT` line (the text format has none). As OpenMetrics
+    /// requires, the family's name must end with `_` and the unit (a counter's
+    /// before `_total`): `request_duration_seconds` has the unit `seconds`.
+    ///
+    /// ```
+    /// use promlite::{Error, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// registry.counter("sent_bytes_total", "Bytes sent.").unwrap();
+    /// registry.set_unit("sent_bytes_total", "bytes").unwrap();
+    /// assert!(matches!(registry.set_unit("sent_bytes_total", "seconds"), Err(Error::InvalidUnit { .. })));
+    /// assert!(matches!(registry.set_unit("missing", "bytes"), Err(Error::NotRegistered(_))));
+    /// ```
+    pub fn set_unit(&self, name: &str, unit: &str) -> Result<(), Error> {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        let registered = entries
+            .iter_mut()
+            .find(|r| r.entry.name() == exposed_name(r.entry.kind(), name))
+            .ok_or_else(|| Error::NotRegistered(name.to_owned()))?;
+        let kind = registered.entry.kind();
+        let exposed = registered.entry.name();
+        let family = exposed
+            .strip_suffix(kind.sample_suffix())
+            .unwrap_or(exposed);
+        let valid = !unit.is_empty()
+            && unit.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && family
+                .strip_suffix(unit)
+                .is_some_and(|rest| rest.ends_with('_') && rest.len() > 1);
+        if !valid || kind == MetricType::Info {
+            return Err(Error::InvalidUnit {
+                metric: exposed.to_owned(),
+                unit: unit.to_owned(),
+            });
+        }
+        registered.unit = Some(unit.into());
+        Ok(())
+    }
+
     /// Removes the family registered under `name` (for a counter, with or without
     /// `_total`); returns whether there was one. Handles to it keep working but
     /// are no longer exposed.
     pub fn unregister(&self, name: &str) -> bool {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         let before = entries.len();
-        entries.retain(|e| e.name() != exposed_name(e.kind(), name));
+        entries.retain(|r| r.entry.name() != exposed_name(r.entry.kind(), name));
         entries.len() != before
     }
 
@@ -403,20 +482,23 @@ impl Registry {
     ) -> Result<(), Error> {
         check_metric_name(name)?;
         check_label_names(kind, label_names)?;
-        if kind == MetricType::Counter && name == "_total" {
+        if !kind.sample_suffix().is_empty() && name == kind.sample_suffix() {
             // Its OpenMetrics family name would be empty.
             return Err(Error::InvalidMetricName(name.to_owned()));
         }
         let exposed = exposed_name(kind, name);
         let claims = claimed_names(kind, &exposed);
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        for entry in entries.iter() {
+        for Registered { entry, .. } in entries.iter() {
             let theirs = claimed_names(entry.kind(), entry.name());
             if let Some(clash) = claims.iter().find(|c| theirs.contains(c)) {
                 return Err(Error::AlreadyRegistered(clash.clone()));
             }
         }
-        entries.push(make(exposed));
+        entries.push(Registered {
+            entry: make(exposed),
+            unit: None,
+        });
         Ok(())
     }
 }
@@ -425,7 +507,7 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         f.debug_list()
-            .entries(entries.iter().map(Entry::name))
+            .entries(entries.iter().map(|r| r.entry.name()))
             .finish()
     }
 }
@@ -458,7 +540,7 @@ mod tests {
             .read()
             .unwrap()
             .iter()
-            .map(|e| e.name().to_owned())
+            .map(|r| r.entry.name().to_owned())
             .collect();
         assert_eq!(names, ["a_total", "b_total"]);
     }

@@ -98,6 +98,11 @@ fn expected(openmetrics: bool) -> (Vec<(String, String, String)>, Vec<Sample>) {
     family("no_help", "gauge", "");
     family("collected_queue_length", "gauge", "From a collector.");
     family("collected_events", "counter", "Counted elsewhere.");
+    if om {
+        family("hostile_build", "info", HOSTILE_HELP);
+    } else {
+        family("hostile_build_info", "gauge", HOSTILE_HELP);
+    }
 
     samples.push((
         "slpocapp_request_operations_total".into(),
@@ -181,6 +186,11 @@ fn expected(openmetrics: bool) -> (Vec<(String, String, String)>, Vec<Sample>) {
         Some(12.5),
     ));
     samples.push(("collected_events_total".into(), vec![], Some(42.0)));
+    samples.push((
+        "hostile_build_info".into(),
+        labels(&[("version", HOSTILE_VALUES[1]), ("revision", "abc")]),
+        Some(1.0),
+    ));
     (families, samples)
 }
 

@@ -157,10 +157,11 @@ impl<'a> Writer<'a> {
         name: &str,
         help: &str,
         kind: MetricType,
+        unit: Option<&str>,
         label_names: &LabelNames,
         collect: &CollectFn,
     ) {
-        self.header(name, help, kind);
+        self.header(name, help, kind, unit);
         let mut samples = Samples {
             out: Writer {
                 buf: self.buf,
@@ -174,23 +175,26 @@ impl<'a> Writer<'a> {
         collect(&mut samples);
     }
 
-    /// The `# HELP` and `# TYPE` lines. `name` is the text format's family name;
-    /// OpenMetrics names a counter family without `_total`.
-    fn header(&mut self, name: &str, help: &str, kind: MetricType) {
-        let name = match (self.openmetrics, kind) {
-            (true, MetricType::Counter) => name.strip_suffix("_total").unwrap_or(name),
-            _ => name,
+    /// The `# TYPE`, `# HELP` and (OpenMetrics only) `# UNIT` lines. `name` is
+    /// the text format's family name; OpenMetrics names a counter family without
+    /// `_total` and an info family without `_info`.
+    fn header(&mut self, name: &str, help: &str, kind: MetricType, unit: Option<&str>) {
+        let name = if self.openmetrics {
+            name.strip_suffix(kind.sample_suffix()).unwrap_or(name)
+        } else {
+            name
         };
+        let openmetrics = self.openmetrics;
         let buf = &mut *self.buf;
         let type_line = |buf: &mut Vec<u8>| {
             buf.extend_from_slice(b"# TYPE ");
             buf.extend_from_slice(name.as_bytes());
             buf.push(b' ');
-            buf.extend_from_slice(kind.as_str().as_bytes());
+            buf.extend_from_slice(kind.as_str(openmetrics).as_bytes());
             buf.push(b'\n');
         };
         // OpenMetrics asks for TYPE before HELP; the text format's custom is HELP first.
-        if self.openmetrics {
+        if openmetrics {
             type_line(buf);
         }
         if !help.is_empty() {
@@ -199,11 +203,18 @@ impl<'a> Writer<'a> {
             buf.push(b' ');
             // The text format escapes only backslash and newline in HELP;
             // OpenMetrics escapes double quotes as well.
-            escape(buf, help.as_bytes(), self.openmetrics);
+            escape(buf, help.as_bytes(), openmetrics);
             buf.push(b'\n');
         }
-        if !self.openmetrics {
+        if !openmetrics {
             type_line(buf);
+        }
+        if let (true, Some(unit)) = (openmetrics, unit) {
+            buf.extend_from_slice(b"# UNIT ");
+            buf.extend_from_slice(name.as_bytes());
+            buf.push(b' ');
+            buf.extend_from_slice(unit.as_bytes());
+            buf.push(b'\n');
         }
     }
 
@@ -303,8 +314,8 @@ impl<'a> Writer<'a> {
         self.joined_labels(&family.label_names, series.key().labels())
     }
 
-    pub(crate) fn counters(&mut self, family: &FamilyCore<Counter>) {
-        self.header(&family.name, &family.help, MetricType::Counter);
+    pub(crate) fn counters(&mut self, family: &FamilyCore<Counter>, unit: Option<&str>) {
+        self.header(&family.name, &family.help, MetricType::Counter, unit);
         let base = family.name.strip_suffix("_total").unwrap_or(&family.name);
         family.for_each(|counter| {
             let labels = self.first_sample(family, &family.name, counter);
@@ -323,8 +334,8 @@ impl<'a> Writer<'a> {
         });
     }
 
-    pub(crate) fn gauges(&mut self, family: &FamilyCore<Gauge>) {
-        self.header(&family.name, &family.help, MetricType::Gauge);
+    pub(crate) fn gauges(&mut self, family: &FamilyCore<Gauge>, unit: Option<&str>) {
+        self.header(&family.name, &family.help, MetricType::Gauge, unit);
         family.for_each(|gauge| {
             let labels = self.first_sample(family, &family.name, gauge);
             self.close_labels(&labels);
@@ -332,9 +343,9 @@ impl<'a> Writer<'a> {
         });
     }
 
-    pub(crate) fn histograms(&mut self, family: &FamilyCore<Histogram>) {
+    pub(crate) fn histograms(&mut self, family: &FamilyCore<Histogram>, unit: Option<&str>) {
         let name = &family.name;
-        self.header(name, &family.help, MetricType::Histogram);
+        self.header(name, &family.help, MetricType::Histogram, unit);
         let le = if self.openmetrics {
             &family.config.le_openmetrics
         } else {

@@ -23,15 +23,30 @@ pub(crate) enum MetricType {
     Gauge,
     /// Observations counted in cumulative buckets, with their sum and count.
     Histogram,
+    /// Facts about the target as labels on a sample of value 1 (`build_info`).
+    Info,
 }
 
 impl MetricType {
-    /// The word on the `# TYPE` line (the same in both formats).
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The word on the `# TYPE` line; the text format has no `info` type and
+    /// writes an info family as a gauge.
+    pub(crate) fn as_str(self, openmetrics: bool) -> &'static str {
         match self {
             MetricType::Counter => "counter",
             MetricType::Gauge => "gauge",
             MetricType::Histogram => "histogram",
+            MetricType::Info if openmetrics => "info",
+            MetricType::Info => "gauge",
+        }
+    }
+
+    /// The suffix of the sample name that OpenMetrics leaves off the family
+    /// name (`_total` of a counter, `_info` of an info family).
+    pub(crate) fn sample_suffix(self) -> &'static str {
+        match self {
+            MetricType::Counter => "_total",
+            MetricType::Info => "_info",
+            MetricType::Gauge | MetricType::Histogram => "",
         }
     }
 }

@@ -133,6 +133,16 @@ pub fn hostile_registry() -> Registry {
         })
         .unwrap();
     registry
+        .set_unit("hostile_latency_seconds", "seconds")
+        .unwrap();
+    registry
+        .info(
+            "hostile_build",
+            HOSTILE_HELP,
+            &[("version", HOSTILE_VALUES[1]), ("revision", "abc")],
+        )
+        .unwrap();
+    registry
 }
 
 pub fn encode(registry: &Registry, format: Format) -> String {
