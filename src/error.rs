@@ -59,6 +59,9 @@ pub enum Error {
     },
     /// No family is registered under this name.
     NotRegistered(String),
+    /// A collector yielded a sample its family's type cannot hold (a single
+    /// value for a histogram family, or a histogram for another type).
+    WrongKind(String),
 }
 
 impl fmt::Display for Error {
@@ -94,6 +97,9 @@ impl fmt::Display for Error {
                 "{metric}: unit {unit:?} refused: it must match [a-zA-Z0-9_]+ and the family name must end with _{unit}"
             ),
             Error::NotRegistered(name) => write!(f, "{name} is not registered"),
+            Error::WrongKind(name) => {
+                write!(f, "{name}: the sample does not fit the family's type")
+            }
         }
     }
 }

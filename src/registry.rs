@@ -308,6 +308,45 @@ impl Registry {
         )
     }
 
+    /// Registers a histogram family whose series `collect` yields at every scrape
+    /// with [`Samples::push_histogram`], for distributions counted elsewhere.
+    ///
+    /// ```
+    /// use promlite::{Format, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// registry
+    ///     .histogram_collector("queue_wait_seconds", "Waits.", &["queue"], |s| {
+    ///         // 3 waits up to 1 s, 5 up to 2 s, 6 in all, summing to 7.5 s.
+    ///         s.push_histogram(&["fast"], &[(1.0, 3), (2.0, 5)], 6, 7.5).unwrap();
+    ///     })
+    ///     .unwrap();
+    /// let mut buf = Vec::new();
+    /// promlite::encode(&registry, Format::Text, &mut buf);
+    /// let text = String::from_utf8(buf).unwrap();
+    /// assert!(text.contains("queue_wait_seconds_bucket{queue=\"fast\",le=\"2\"} 5\n"));
+    /// assert!(text.contains("queue_wait_seconds_bucket{queue=\"fast\",le=\"+Inf\"} 6\n"));
+    /// assert!(text.contains("queue_wait_seconds_sum{queue=\"fast\"} 7.5\n"));
+    /// ```
+    pub fn histogram_collector<F>(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+        collect: F,
+    ) -> Result<(), Error>
+    where
+        F: Fn(&mut Samples<'_>) + Send + Sync + 'static,
+    {
+        self.add_collector(
+            MetricType::Histogram,
+            name,
+            help,
+            label_names,
+            Box::new(collect),
+        )
+    }
+
     /// Registers a gauge without labels whose value `value` returns at scrape time.
     pub fn gauge_fn<F>(&self, name: &str, help: &str, value: F) -> Result<(), Error>
     where
@@ -641,5 +680,90 @@ mod tests {
                 .is_err()
         );
         assert!(default_registry().unregister("registry_test_default"));
+    }
+
+    #[test]
+    fn a_collector_s_bad_histograms_and_wrong_kinds_are_refused_and_write_nothing() {
+        let r = Registry::new();
+        let results = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&results);
+        r.histogram_collector("waits_seconds", "", &["q"], move |s| {
+            let mut seen = seen.lock().unwrap();
+            seen.push(s.push_histogram(&["a"], &[(2.0, 1), (1.0, 1)], 1, 1.0));
+            seen.push(s.push_histogram(&["a"], &[(1.0, 3), (2.0, 2)], 3, 1.0));
+            seen.push(s.push_histogram(&["a"], &[(1.0, 3)], 2, 1.0));
+            seen.push(s.push_histogram(&["a"], &[(f64::INFINITY, 1)], 1, 1.0));
+            seen.push(s.push_histogram(&[], &[(1.0, 1)], 1, 1.0));
+            seen.push(s.push(&["a"], 1.0));
+        })
+        .unwrap();
+        let gauge_results = Arc::new(std::sync::Mutex::new(None));
+        let gauge_seen = Arc::clone(&gauge_results);
+        r.gauge_collector("depth", "", &[], move |s| {
+            *gauge_seen.lock().unwrap() = Some(s.push_histogram(&[], &[], 0, 0.0));
+        })
+        .unwrap();
+        let mut buf = Vec::new();
+        encode(&r, Format::Text, &mut buf);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "# TYPE waits_seconds histogram\n# TYPE depth gauge\n"
+        );
+        let results = results.lock().unwrap();
+        assert!(matches!(results[0], Err(Error::InvalidBuckets(_))));
+        assert!(matches!(results[1], Err(Error::InvalidBuckets(_))));
+        assert!(matches!(results[2], Err(Error::InvalidBuckets(_))));
+        assert!(matches!(results[3], Err(Error::InvalidBuckets(_))));
+        assert!(matches!(results[4], Err(Error::LabelCount { .. })));
+        assert!(matches!(results[5], Err(Error::WrongKind(_))));
+        assert!(matches!(
+            *gauge_results.lock().unwrap(),
+            Some(Err(Error::WrongKind(_)))
+        ));
+    }
+
+    #[test]
+    fn units_must_end_the_name_and_info_names_get_their_suffix_once() {
+        let r = Registry::new();
+        r.histogram("wait_seconds", "", &[1.0]).unwrap();
+        r.counter("sent_bytes", "").unwrap();
+        r.info("build", "", &[("version", "1")]).unwrap();
+        r.set_unit("wait_seconds", "seconds").unwrap();
+        r.set_unit("sent_bytes", "bytes").unwrap();
+        for (name, unit) in [
+            ("wait_seconds", "second"),
+            ("wait_seconds", "wait_seconds"),
+            ("wait_seconds", ""),
+            ("wait_seconds", "sec-onds"),
+            ("build_info", "info"),
+        ] {
+            assert!(
+                matches!(r.set_unit(name, unit), Err(Error::InvalidUnit { .. })),
+                "{name} {unit}"
+            );
+        }
+        assert!(
+            r.info("build_info", "", &[]).is_err(),
+            "the same family twice"
+        );
+        assert!(
+            r.gauge("build", "").is_err(),
+            "the info family's name is taken"
+        );
+        let mut buf = Vec::new();
+        encode(&r, Format::OpenMetrics, &mut buf);
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.contains("# UNIT wait_seconds seconds\n"), "{text}");
+        assert!(
+            text.contains("# TYPE sent_bytes counter\n# UNIT sent_bytes bytes\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE build info\nbuild_info{version=\"1\"} 1\n"),
+            "{text}"
+        );
+        let mut buf = Vec::new();
+        encode(&r, Format::Text, &mut buf);
+        assert!(!String::from_utf8(buf).unwrap().contains("UNIT"));
     }
 }

@@ -103,6 +103,11 @@ fn expected(openmetrics: bool) -> (Vec<(String, String, String)>, Vec<Sample>) {
     } else {
         family("hostile_build_info", "gauge", HOSTILE_HELP);
     }
+    family(
+        "collected_wait_seconds",
+        "histogram",
+        "Waits counted elsewhere.",
+    );
 
     samples.push((
         "slpocapp_request_operations_total".into(),
@@ -191,6 +196,29 @@ fn expected(openmetrics: bool) -> (Vec<(String, String, String)>, Vec<Sample>) {
         labels(&[("version", HOSTILE_VALUES[1]), ("revision", "abc")]),
         Some(1.0),
     ));
+    let wait_le: [&str; 3] = if om {
+        ["1.0", "2.0", "+Inf"]
+    } else {
+        ["1", "2", "+Inf"]
+    };
+    for (queue, observations) in [
+        ("fast", &[0.5, 1.5, 1.5, 3.0][..]),
+        (HOSTILE_VALUES[2], &[]),
+    ] {
+        histogram_samples(
+            &mut samples,
+            "collected_wait_seconds",
+            &[("queue", queue)],
+            &[1.0, 2.0],
+            &wait_le,
+            observations,
+            om,
+        );
+        if om {
+            // A collector's histograms have no creation time.
+            samples.pop();
+        }
+    }
     (families, samples)
 }
 

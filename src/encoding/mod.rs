@@ -17,7 +17,7 @@ use crate::metrics::family::{FamilyCore, Series};
 use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::Histogram;
 use crate::metrics::key::{LabelNames, SEPARATOR};
-use crate::number::{write_count, write_float, write_uint};
+use crate::number::{write_canonical, write_count, write_float, write_uint};
 use std::ops::Range;
 
 /// An exposition format, with its HTTP content type.
@@ -113,10 +113,67 @@ impl Samples<'_> {
         if self.kind == MetricType::Counter && (value.is_nan() || value < 0.0) {
             return Err(Error::InvalidIncrement(value));
         }
+        if self.kind == MetricType::Histogram {
+            return Err(Error::WrongKind(self.name.to_owned()));
+        }
         self.out.buf.extend_from_slice(self.name.as_bytes());
         let labels = self.out.label_values(self.label_names, label_values);
         self.out.close_labels(&labels);
         self.out.value(value);
+        Ok(())
+    }
+
+    /// Writes one histogram series (for a histogram collector): the label
+    /// values, the buckets as `(upper bound, cumulative count)` for the finite
+    /// bounds in increasing order, the total count (the `+Inf` bucket) and the
+    /// sum. Bounds that are not finite and increasing, or counts that decrease or
+    /// exceed the total, are refused with [`Error::InvalidBuckets`]; nothing is
+    /// written then.
+    pub fn push_histogram(
+        &mut self,
+        label_values: &[&str],
+        buckets: &[(f64, u64)],
+        count: u64,
+        sum: f64,
+    ) -> Result<(), Error> {
+        if self.kind != MetricType::Histogram {
+            return Err(Error::WrongKind(self.name.to_owned()));
+        }
+        self.label_names
+            .check_count(self.name, label_values.len())?;
+        let mut previous: Option<(f64, u64)> = None;
+        for &(bound, cumulative) in buckets {
+            let in_order = previous.is_none_or(|(b, c)| bound > b && cumulative >= c);
+            if !bound.is_finite() || !in_order || cumulative > count {
+                return Err(Error::InvalidBuckets(format!(
+                    "{}: bucket ({bound}, {cumulative}) out of order or above the count {count}",
+                    self.name
+                )));
+            }
+            previous = Some((bound, cumulative));
+        }
+        let series = HistogramLines {
+            name: self.name,
+            buckets: buckets.len() + 1,
+            sum,
+            negative: buckets.first().is_some_and(|&(b, _)| b < 0.0),
+            created: None,
+        };
+        let openmetrics = self.out.openmetrics;
+        let names = self.label_names;
+        self.out.histogram_series(
+            &series,
+            |out| out.label_values(names, label_values),
+            |buf, i| match buckets.get(i) {
+                Some(&(bound, _)) if openmetrics => write_canonical(buf, bound),
+                Some(&(bound, _)) => write_float(buf, bound),
+                None => buf.extend_from_slice(b"+Inf"),
+            },
+            |i| {
+                let upto = |i: usize| buckets.get(i).map_or(count, |&(_, c)| c);
+                upto(i) - if i == 0 { 0 } else { upto(i - 1) }
+            },
+        );
         Ok(())
     }
 }
@@ -352,46 +409,80 @@ impl<'a> Writer<'a> {
             &family.config.le_text
         };
         family.for_each(|histogram| {
-            // The first line writes the labels; the others copy them.
-            let mut labels = 0..0;
-            // `_count` is the running total itself: it cannot differ from `+Inf`.
-            let mut cumulative = 0;
-            for (i, bound) in le.iter().enumerate() {
-                if i == 0 {
-                    self.buf.extend_from_slice(name.as_bytes());
-                    self.buf.extend_from_slice(b"_bucket");
-                    labels = self.joined_labels(&family.label_names, histogram.key().labels());
-                } else {
-                    self.sample_start(name, "_bucket", &labels);
-                }
-                self.buf.extend_from_slice(if labels.is_empty() {
-                    b"{le=\""
-                } else {
-                    b",le=\""
-                });
-                self.buf.extend_from_slice(bound.as_bytes());
-                self.buf.extend_from_slice(b"\"} ");
-                cumulative += histogram.bucket_count(i);
-                self.count(cumulative);
-            }
-            // OpenMetrics treats `_sum` as a counter: it forbids it (and then
-            // `_count`) with negative bounds, and a negative one cannot be written.
-            let sum = histogram.sum();
-            if !self.openmetrics || !(family.config.negative || sum < 0.0) {
-                self.sample_start(name, "_count", &labels);
-                self.close_labels(&labels);
-                self.count(cumulative);
-                self.sample_start(name, "_sum", &labels);
-                self.close_labels(&labels);
-                self.value(sum);
-            }
-            if self.created {
-                self.sample_start(name, "_created", &labels);
-                self.close_labels(&labels);
-                self.millis(histogram.key().created_millis());
-            }
+            let series = HistogramLines {
+                name,
+                buckets: le.len(),
+                sum: histogram.sum(),
+                negative: family.config.negative,
+                created: Some(histogram.key().created_millis()),
+            };
+            self.histogram_series(
+                &series,
+                |out| out.joined_labels(&family.label_names, histogram.key().labels()),
+                |buf, i| buf.extend_from_slice(le[i].as_bytes()),
+                |i| histogram.bucket_count(i),
+            );
         });
     }
+
+    /// The lines of one histogram series: its buckets (`labels` writes the label
+    /// set on the first line, the others copy it; `le` writes bucket `i`'s bound;
+    /// `count` gives its own, not cumulative, count), then `_count`, `_sum` and
+    /// `_created`. Families and collectors both write through here.
+    fn histogram_series(
+        &mut self,
+        series: &HistogramLines<'_>,
+        labels: impl FnOnce(&mut Self) -> Range<usize>,
+        mut le: impl FnMut(&mut Vec<u8>, usize),
+        mut count: impl FnMut(usize) -> u64,
+    ) {
+        let name = series.name;
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b"_bucket");
+        let labels = labels(self);
+        // `_count` is the running total itself: it cannot differ from `+Inf`.
+        let mut cumulative = 0u64;
+        for i in 0..series.buckets {
+            if i > 0 {
+                self.sample_start(name, "_bucket", &labels);
+            }
+            self.buf.extend_from_slice(if labels.is_empty() {
+                b"{le=\""
+            } else {
+                b",le=\""
+            });
+            le(self.buf, i);
+            self.buf.extend_from_slice(b"\"} ");
+            cumulative = cumulative.saturating_add(count(i));
+            self.count(cumulative);
+        }
+        // OpenMetrics treats `_sum` as a counter: it forbids it (and then
+        // `_count`) with negative bounds, and a negative one cannot be written.
+        if !self.openmetrics || !(series.negative || series.sum < 0.0) {
+            self.sample_start(name, "_count", &labels);
+            self.close_labels(&labels);
+            self.count(cumulative);
+            self.sample_start(name, "_sum", &labels);
+            self.close_labels(&labels);
+            self.value(series.sum);
+        }
+        if let (true, Some(created)) = (self.created, series.created) {
+            self.sample_start(name, "_created", &labels);
+            self.close_labels(&labels);
+            self.millis(created);
+        }
+    }
+}
+
+/// What the lines of one histogram series need besides its labels and buckets.
+struct HistogramLines<'a> {
+    name: &'a str,
+    /// How many buckets, `+Inf` included.
+    buckets: usize,
+    sum: f64,
+    /// Whether a bound is negative.
+    negative: bool,
+    created: Option<u64>,
 }
 
 /// Appends `s` with backslash and newline escaped, and double quotes too if `quotes`.

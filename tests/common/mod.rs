@@ -143,6 +143,20 @@ pub fn hostile_registry() -> Registry {
         )
         .unwrap();
     registry
+        .histogram_collector(
+            "collected_wait_seconds",
+            "Waits counted elsewhere.",
+            &["queue"],
+            |s| {
+                // The observations 0.5, 1.5, 1.5 and 3.0.
+                s.push_histogram(&["fast"], &[(1.0, 1), (2.0, 3)], 4, 6.5)
+                    .unwrap();
+                s.push_histogram(&[HOSTILE_VALUES[2]], &[(1.0, 0), (2.0, 0)], 0, 0.0)
+                    .unwrap();
+            },
+        )
+        .unwrap();
+    registry
 }
 
 pub fn encode(registry: &Registry, format: Format) -> String {
