@@ -57,7 +57,9 @@ pub use metrics::gauge::Gauge;
 pub use metrics::histogram::{
     DEFAULT_BUCKETS, Histogram, HistogramTimer, exponential_buckets, linear_buckets,
 };
-pub use registry::{Registry, default_registry, encode, encode_openmetrics, encode_text, write_to};
+pub use registry::{
+    Registry, SubRegistry, default_registry, encode, encode_openmetrics, encode_text, write_to,
+};
 #[cfg(unix)]
 pub use server::{Answer, Exporter, Method, Request, Running, Stopped};
 #[cfg(feature = "tiny_http")]

@@ -198,14 +198,7 @@ impl Registry {
         help: &str,
         label_names: &[&str],
     ) -> Result<Family<Counter>, Error> {
-        self.add_family(
-            MetricType::Counter,
-            name,
-            help,
-            label_names,
-            (),
-            Entry::Counter,
-        )
+        self.root().counter_family(name, help, label_names)
     }
 
     /// Registers a gauge without labels.
@@ -220,7 +213,7 @@ impl Registry {
         help: &str,
         label_names: &[&str],
     ) -> Result<Family<Gauge>, Error> {
-        self.add_family(MetricType::Gauge, name, help, label_names, (), Entry::Gauge)
+        self.root().gauge_family(name, help, label_names)
     }
 
     /// Registers a histogram without labels, with these bucket upper bounds
@@ -239,15 +232,16 @@ impl Registry {
         label_names: &[&str],
         buckets: &[f64],
     ) -> Result<Family<Histogram>, Error> {
-        let buckets = Buckets::new(buckets)?;
-        self.add_family(
-            MetricType::Histogram,
-            name,
-            help,
-            label_names,
-            buckets,
-            Entry::Histogram,
-        )
+        self.root()
+            .histogram_family(name, help, label_names, buckets)
+    }
+
+    /// The registry itself as a view without prefix or constant labels.
+    fn root(&self) -> SubRegistry<'_> {
+        SubRegistry {
+            registry: self,
+            scope: Scope::default(),
+        }
     }
 
     /// Registers a gauge family whose samples `collect` yields at every scrape,
@@ -282,7 +276,7 @@ impl Registry {
             MetricType::Gauge,
             name,
             help,
-            label_names,
+            LabelNames::new(label_names),
             Box::new(collect),
         )
     }
@@ -303,7 +297,7 @@ impl Registry {
             MetricType::Counter,
             name,
             help,
-            label_names,
+            LabelNames::new(label_names),
             Box::new(collect),
         )
     }
@@ -342,7 +336,7 @@ impl Registry {
             MetricType::Histogram,
             name,
             help,
-            label_names,
+            LabelNames::new(label_names),
             Box::new(collect),
         )
     }
@@ -372,7 +366,7 @@ impl Registry {
         let collect = move |s: &mut Samples<'_>| {
             let _ = s.push(&[], value());
         };
-        self.add_collector(kind, name, help, &[], Box::new(collect))
+        self.add_collector(kind, name, help, LabelNames::new(&[]), Box::new(collect))
     }
 
     /// Registers an info family: facts about the target (a version, a build)
@@ -395,13 +389,12 @@ impl Registry {
     /// assert!(String::from_utf8(om).unwrap().starts_with("# TYPE slpocapp_build info\n"));
     /// ```
     pub fn info(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Result<(), Error> {
-        let names: Vec<&str> = labels.iter().map(|(n, _)| *n).collect();
-        let values: Vec<String> = labels.iter().map(|(_, v)| (*v).to_owned()).collect();
-        let collect = move |s: &mut Samples<'_>| {
-            let values: Vec<&str> = values.iter().map(String::as_str).collect();
-            let _ = s.push(&values, 1.0);
+        // The labels are constant: written once here, copied at each scrape.
+        let collect = |s: &mut Samples<'_>| {
+            let _ = s.push(&[], 1.0);
         };
-        self.add_collector(MetricType::Info, name, help, &names, Box::new(collect))
+        let labels = LabelNames::with_constants(labels, &[]);
+        self.add_collector(MetricType::Info, name, help, labels, Box::new(collect))
     }
 
     /// Gives the family registered under `name` a unit, written on an
@@ -467,51 +460,32 @@ impl Registry {
         self.len() == 0
     }
 
+    /// Registers a collector; `label_names` may be given as constant labels
+    /// instead, which every sample then carries (an info family's).
     fn add_collector(
         &self,
         kind: MetricType,
         name: &str,
         help: &str,
-        label_names: &[&str],
+        label_names: LabelNames,
         collect: Box<CollectFn>,
     ) -> Result<(), Error> {
-        self.register(kind, name, label_names, |exposed| {
+        let names: Vec<String> = label_names.names().into_iter().map(str::to_owned).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.register(kind, name, &names, |exposed| {
             Entry::Collector(Arc::new(Collector {
                 name: exposed,
                 help: help.to_owned(),
                 kind,
-                label_names: LabelNames::new(label_names),
+                label_names,
                 collect,
             }))
         })
     }
 
-    fn add_family<M: Series>(
-        &self,
-        kind: MetricType,
-        name: &str,
-        help: &str,
-        label_names: &[&str],
-        config: M::Config,
-        wrap: fn(Arc<FamilyCore<M>>) -> Entry,
-    ) -> Result<Family<M>, Error> {
-        let mut family = None;
-        self.register(kind, name, label_names, |exposed| {
-            let f = Family::from_core(FamilyCore::new(
-                exposed,
-                help.to_owned(),
-                label_names,
-                config,
-            ));
-            let entry = wrap(Arc::clone(&f.core));
-            family = Some(f);
-            entry
-        })?;
-        family.ok_or_else(|| Error::AlreadyRegistered(name.to_owned()))
-    }
-
     /// Validates, checks for clashes, and adds the entry `make` builds from the
-    /// exposed name.
+    /// exposed name. `label_names` are all the family's label names, its
+    /// constant ones included.
     fn register(
         &self,
         kind: MetricType,
@@ -539,6 +513,188 @@ impl Registry {
             unit: None,
         });
         Ok(())
+    }
+
+    /// A view of this registry whose families are named `prefix_<name>` and
+    /// carry the constant labels `labels` before their own. The prefix must be a
+    /// valid metric name, the label names valid and distinct; a family that
+    /// declares one of them itself is refused ([`Error::DuplicateLabelName`]).
+    ///
+    /// ```
+    /// use promlite::{Format, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// let cache = registry.sub_registry("cache", &[("tier", "l1")]).unwrap();
+    /// let hits = cache.counter_family("hits_total", "Cache hits.", &["kind"]).unwrap();
+    /// hits.inc(&["get"]).unwrap();
+    /// cache.gauge("entries", "Entries held.").unwrap().set(3.0);
+    /// let mut buf = Vec::new();
+    /// promlite::encode(&registry, Format::Text, &mut buf);
+    /// let text = String::from_utf8(buf).unwrap();
+    /// assert!(text.contains("cache_hits_total{tier=\"l1\",kind=\"get\"} 1\n"));
+    /// assert!(text.contains("cache_entries{tier=\"l1\"} 3\n"));
+    /// assert!(cache.counter_family("misses_total", "", &["tier"]).is_err());
+    /// ```
+    pub fn sub_registry(
+        &self,
+        prefix: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<SubRegistry<'_>, Error> {
+        Scope::default()
+            .nested(prefix, labels)
+            .map(|scope| SubRegistry {
+                registry: self,
+                scope,
+            })
+    }
+}
+
+/// Where a family is registered: a name prefix and constant labels.
+#[derive(Debug, Default, Clone)]
+struct Scope {
+    prefix: String,
+    constants: Vec<(String, String)>,
+}
+
+impl Scope {
+    fn name(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}_{name}", self.prefix)
+        }
+    }
+
+    fn nested(&self, prefix: &str, labels: &[(&str, &str)]) -> Result<Scope, Error> {
+        let prefix = self.name(prefix);
+        check_metric_name(&prefix)?;
+        let mut constants = self.constants.clone();
+        constants.extend(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let names: Vec<&str> = constants.iter().map(|(k, _)| k.as_str()).collect();
+        check_label_names(MetricType::Gauge, &names)?;
+        Ok(Scope { prefix, constants })
+    }
+}
+
+/// A registry's view with a name prefix and constant labels; see
+/// [`Registry::sub_registry`]. Its families are the registry's own, exposed
+/// with the registry's, and may be nested further.
+#[derive(Debug, Clone)]
+pub struct SubRegistry<'r> {
+    registry: &'r Registry,
+    scope: Scope,
+}
+
+impl<'r> SubRegistry<'r> {
+    /// A further prefix (joined with `_`) and more constant labels.
+    pub fn sub_registry(
+        &self,
+        prefix: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<SubRegistry<'r>, Error> {
+        self.scope.nested(prefix, labels).map(|scope| SubRegistry {
+            registry: self.registry,
+            scope,
+        })
+    }
+
+    /// As [`Registry::counter`], with the prefix and the constant labels.
+    pub fn counter(&self, name: &str, help: &str) -> Result<Counter, Error> {
+        self.counter_family(name, help, &[])?.with_labels(&[])
+    }
+
+    /// As [`Registry::counter_family`], with the prefix and the constant labels.
+    pub fn counter_family(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+    ) -> Result<Family<Counter>, Error> {
+        self.add_family(
+            MetricType::Counter,
+            name,
+            help,
+            label_names,
+            (),
+            Entry::Counter,
+        )
+    }
+
+    /// As [`Registry::gauge`], with the prefix and the constant labels.
+    pub fn gauge(&self, name: &str, help: &str) -> Result<Gauge, Error> {
+        self.gauge_family(name, help, &[])?.with_labels(&[])
+    }
+
+    /// As [`Registry::gauge_family`], with the prefix and the constant labels.
+    pub fn gauge_family(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+    ) -> Result<Family<Gauge>, Error> {
+        self.add_family(MetricType::Gauge, name, help, label_names, (), Entry::Gauge)
+    }
+
+    /// As [`Registry::histogram`], with the prefix and the constant labels.
+    pub fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Result<Histogram, Error> {
+        self.histogram_family(name, help, &[], buckets)?
+            .with_labels(&[])
+    }
+
+    /// As [`Registry::histogram_family`], with the prefix and the constant labels.
+    pub fn histogram_family(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+        buckets: &[f64],
+    ) -> Result<Family<Histogram>, Error> {
+        let buckets = Buckets::new(buckets)?;
+        self.add_family(
+            MetricType::Histogram,
+            name,
+            help,
+            label_names,
+            buckets,
+            Entry::Histogram,
+        )
+    }
+
+    fn add_family<M: Series>(
+        &self,
+        kind: MetricType,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+        config: M::Config,
+        wrap: fn(Arc<FamilyCore<M>>) -> Entry,
+    ) -> Result<Family<M>, Error> {
+        let scope = &self.scope;
+        let name = scope.name(name);
+        let constants: Vec<(&str, &str)> = scope
+            .constants
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut all_names: Vec<&str> = constants.iter().map(|(k, _)| *k).collect();
+        all_names.extend_from_slice(label_names);
+        let mut family = None;
+        self.registry.register(kind, &name, &all_names, |exposed| {
+            let f = Family::from_core(FamilyCore::new(
+                exposed,
+                help.to_owned(),
+                LabelNames::with_constants(&constants, label_names),
+                config,
+            ));
+            let entry = wrap(Arc::clone(&f.core));
+            family = Some(f);
+            entry
+        })?;
+        family.ok_or(Error::AlreadyRegistered(name))
     }
 }
 

@@ -108,6 +108,17 @@ fn expected(openmetrics: bool) -> (Vec<(String, String, String)>, Vec<Sample>) {
         "histogram",
         "Waits counted elsewhere.",
     );
+    family("scoped_db_queries", "counter", "Queries, scoped.");
+    family(
+        "scoped_db_pool_size",
+        "gauge",
+        "A gauge with constant labels only.",
+    );
+    family(
+        "scoped_db_wait_seconds",
+        "histogram",
+        "A histogram with constant labels only.",
+    );
 
     samples.push((
         "slpocapp_request_operations_total".into(),
@@ -219,6 +230,27 @@ fn expected(openmetrics: bool) -> (Vec<(String, String, String)>, Vec<Sample>) {
             samples.pop();
         }
     }
+    let scoped = [("zone", HOSTILE_VALUES[1]), ("shard", "7")];
+    let mut queries = scoped.to_vec();
+    queries.push(("kind", "read"));
+    samples.push((
+        "scoped_db_queries_total".into(),
+        labels(&queries),
+        Some(1.0),
+    ));
+    if om {
+        samples.push(("scoped_db_queries_created".into(), labels(&queries), None));
+    }
+    samples.push(("scoped_db_pool_size".into(), labels(&scoped), Some(4.0)));
+    histogram_samples(
+        &mut samples,
+        "scoped_db_wait_seconds",
+        &scoped,
+        &[1.0],
+        if om { &["1.0", "+Inf"] } else { &["1", "+Inf"] },
+        &[0.5],
+        om,
+    );
     (families, samples)
 }
 

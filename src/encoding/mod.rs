@@ -16,7 +16,7 @@ use crate::metrics::counter::Counter;
 use crate::metrics::family::{FamilyCore, Series};
 use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::Histogram;
-use crate::metrics::key::{LabelNames, SEPARATOR};
+use crate::metrics::key::{BYTE_CLASS, LabelNames, NEXT_VALUE, PLAIN, escape, escaped};
 use crate::number::{write_canonical, write_count, write_float, write_uint};
 use std::ops::Range;
 
@@ -285,7 +285,9 @@ impl<'a> Writer<'a> {
         let start = self.buf.len();
         let mut prefixes = names.prefixes.iter();
         let Some(first) = prefixes.next() else {
-            return start..start;
+            // Only constant labels, if any: `{k="v"`.
+            self.buf.extend_from_slice(&names.constant);
+            return start..self.buf.len();
         };
         self.buf.extend_from_slice(first);
         let mut run = 0;
@@ -308,6 +310,9 @@ impl<'a> Writer<'a> {
     /// [`Writer::joined_labels`].
     fn label_values(&mut self, names: &LabelNames, values: &[&str]) -> Range<usize> {
         let start = self.buf.len();
+        if values.is_empty() {
+            self.buf.extend_from_slice(&names.constant);
+        }
         for (prefix, value) in names.prefixes.iter().zip(values) {
             self.buf.extend_from_slice(prefix);
             escape(self.buf, value.as_bytes(), true);
@@ -484,39 +489,3 @@ struct HistogramLines<'a> {
     negative: bool,
     created: Option<u64>,
 }
-
-/// Appends `s` with backslash and newline escaped, and double quotes too if `quotes`.
-fn escape(buf: &mut Vec<u8>, s: &[u8], quotes: bool) {
-    let mut run = 0;
-    for (i, &b) in s.iter().enumerate() {
-        if BYTE_CLASS[usize::from(b)] != ESCAPED || (b == b'"' && !quotes) {
-            continue;
-        }
-        buf.extend_from_slice(&s[run..i]);
-        buf.extend_from_slice(escaped(b));
-        run = i + 1;
-    }
-    buf.extend_from_slice(&s[run..]);
-}
-
-fn escaped(b: u8) -> &'static [u8] {
-    match b {
-        b'\\' => b"\\\\",
-        b'\n' => b"\\n",
-        _ => b"\\\"",
-    }
-}
-
-const PLAIN: u8 = 0;
-const ESCAPED: u8 = 1;
-const NEXT_VALUE: u8 = 2;
-
-/// What each byte of a label value (or HELP text) needs in the exposition.
-static BYTE_CLASS: [u8; 256] = {
-    let mut class = [PLAIN; 256];
-    class[b'\\' as usize] = ESCAPED;
-    class[b'\n' as usize] = ESCAPED;
-    class[b'"' as usize] = ESCAPED;
-    class[SEPARATOR as usize] = NEXT_VALUE;
-    class
-};

@@ -83,17 +83,22 @@ pub(crate) struct FamilyCore<M: Series> {
 }
 
 impl<M: Series> FamilyCore<M> {
-    pub(crate) fn new(name: String, help: String, label_names: &[&str], config: M::Config) -> Self {
+    pub(crate) fn new(
+        name: String,
+        help: String,
+        label_names: LabelNames,
+        config: M::Config,
+    ) -> Self {
         let state = RandomState::new();
         let seed = [state.hash_one(1u8), state.hash_one(2u8) | 1];
         FamilyCore {
             name,
             help,
-            label_names: LabelNames::new(label_names),
+            table: RwLock::new(SeriesTable::new(label_names.len(), seed)),
+            label_names,
             config,
             seed,
             limit: AtomicUsize::new(DEFAULT_SERIES_LIMIT),
-            table: RwLock::new(SeriesTable::new(label_names.len(), seed)),
         }
     }
 

@@ -1,12 +1,13 @@
 //! The family API, tried with counters.
 use super::*;
 use crate::metrics::counter::Counter;
+use crate::metrics::key::LabelNames;
 
 fn counters(labels: &[&str]) -> Family<Counter> {
     Family::from_core(FamilyCore::new(
         "test_total".into(),
         "help".into(),
-        labels,
+        LabelNames::new(labels),
         (),
     ))
 }

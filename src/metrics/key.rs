@@ -125,23 +125,62 @@ pub(crate) fn read_u32(b: &[u8]) -> u32 {
 }
 
 /// A family's label names, with the text that starts each label pre-rendered:
-/// `{name="` for the first, `",name="` for the others.
+/// `{name="` for the first, `",name="` for the others, and the family's constant
+/// labels (from a sub-registry) written before them.
 #[derive(Debug)]
 pub(crate) struct LabelNames {
     pub(crate) prefixes: Box<[Box<[u8]>]>,
+    /// `{k="v",k2="v2"` for constant labels, empty without any.
+    pub(crate) constant: Box<[u8]>,
+    /// Every label name, the constant ones first, for the registry's checks.
+    all: Box<[Box<str>]>,
 }
 
 impl LabelNames {
     pub(crate) fn new(names: &[&str]) -> LabelNames {
+        LabelNames::with_constants(&[], names)
+    }
+
+    /// Label names after constant labels that every series carries.
+    pub(crate) fn with_constants(constants: &[(&str, &str)], names: &[&str]) -> LabelNames {
+        let mut constant = Vec::new();
+        for (i, (name, value)) in constants.iter().enumerate() {
+            constant.extend_from_slice(if i == 0 { b"{" } else { b"," });
+            constant.extend_from_slice(name.as_bytes());
+            constant.extend_from_slice(b"=\"");
+            escape(&mut constant, value.as_bytes(), true);
+            constant.push(b'"');
+        }
         let prefixes = names
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                let start: &[u8] = if i == 0 { b"{" } else { b"\",".as_slice() };
-                [start, name.as_bytes(), b"=\""].concat().into_boxed_slice()
+                let start: Vec<u8> = match (i, constant.is_empty()) {
+                    (0, true) => b"{".to_vec(),
+                    (0, false) => [&constant[..], b","].concat(),
+                    _ => b"\",".to_vec(),
+                };
+                [&start[..], name.as_bytes(), b"=\""]
+                    .concat()
+                    .into_boxed_slice()
             })
             .collect();
-        LabelNames { prefixes }
+        let all = constants
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(names.iter().copied())
+            .map(Box::from)
+            .collect();
+        LabelNames {
+            prefixes,
+            constant: constant.into_boxed_slice(),
+            all,
+        }
+    }
+
+    /// Every label name, the constant ones first.
+    pub(crate) fn names(&self) -> Vec<&str> {
+        self.all.iter().map(|n| &**n).collect()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -160,3 +199,39 @@ impl LabelNames {
         })
     }
 }
+
+/// Appends `s` with backslash and newline escaped, and double quotes too if `quotes`.
+pub(crate) fn escape(buf: &mut Vec<u8>, s: &[u8], quotes: bool) {
+    let mut run = 0;
+    for (i, &b) in s.iter().enumerate() {
+        if BYTE_CLASS[usize::from(b)] != ESCAPED || (b == b'"' && !quotes) {
+            continue;
+        }
+        buf.extend_from_slice(&s[run..i]);
+        buf.extend_from_slice(escaped(b));
+        run = i + 1;
+    }
+    buf.extend_from_slice(&s[run..]);
+}
+
+pub(crate) fn escaped(b: u8) -> &'static [u8] {
+    match b {
+        b'\\' => b"\\\\",
+        b'\n' => b"\\n",
+        _ => b"\\\"",
+    }
+}
+
+pub(crate) const PLAIN: u8 = 0;
+pub(crate) const ESCAPED: u8 = 1;
+pub(crate) const NEXT_VALUE: u8 = 2;
+
+/// What each byte of a label value (or HELP text) needs in the exposition.
+pub(crate) static BYTE_CLASS: [u8; 256] = {
+    let mut class = [PLAIN; 256];
+    class[b'\\' as usize] = ESCAPED;
+    class[b'\n' as usize] = ESCAPED;
+    class[b'"' as usize] = ESCAPED;
+    class[SEPARATOR as usize] = NEXT_VALUE;
+    class
+};

@@ -156,6 +156,25 @@ pub fn hostile_registry() -> Registry {
             },
         )
         .unwrap();
+    let sub = registry
+        .sub_registry("scoped", &[("zone", HOSTILE_VALUES[1])])
+        .unwrap()
+        .sub_registry("db", &[("shard", "7")])
+        .unwrap();
+    sub.counter_family("queries_total", "Queries, scoped.", &["kind"])
+        .unwrap()
+        .inc(&["read"])
+        .unwrap();
+    sub.gauge("pool_size", "A gauge with constant labels only.")
+        .unwrap()
+        .set(4.0);
+    sub.histogram(
+        "wait_seconds",
+        "A histogram with constant labels only.",
+        &[1.0],
+    )
+    .unwrap()
+    .observe(0.5);
     registry
 }
 
