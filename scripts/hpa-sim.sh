@@ -6,7 +6,7 @@
 # writes target/hpa-sim/hpa-sim.svg.
 #
 #   scripts/hpa-sim.sh                 # from anywhere; about a minute (speed 15)
-#   scripts/hpa-sim.sh --speed 1       # real time (about 17 minutes)
+#   scripts/hpa-sim.sh --speed 1       # real time (about 16 minutes)
 #   SLPOCAPP=target/release/slpocapp scripts/hpa-sim.sh --keep-tmp
 #
 # Needs: prometheus (Debian package prometheus, 2.42 here), $VENV (default
@@ -39,6 +39,6 @@ for i in "${!args[@]}"; do
         --speed=*) speed="${args[$i]#--speed=}" ;;
     esac
 done
-bound=$(awk -v s="$speed" 'BEGIN { printf "%d", 1020 / s + 60 }')
+bound=$(awk -v s="$speed" 'BEGIN { printf "%d", 990 / s + 90 }')
 exec timeout -s TERM -k 10 "$bound" "$PY" scripts/hpa_sim.py --slpocapp "$BIN" --prometheus "$(command -v "$PROMETHEUS")" \
     --out "$OUT" "$@"
