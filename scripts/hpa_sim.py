@@ -24,12 +24,12 @@ cluster time are sent as R x SPEED req/s of real time; Prometheus' rate() is
 per real second, so the adapter's value, in requests per cluster second, is
 Prometheus' value / SPEED.
 
-Usage (from the repository root):
-  scripts/hpa_sim.py --slpocapp PATH [--speed 15] [--out target/hpa-sim] [--story NAME]
+Usage (from the repository root; scripts/hpa-sim.sh passes the binaries):
+  scripts/hpa_sim.py --slpocapp PATH [--prometheus PATH] [--speed 15] [--out target/hpa-sim] [--keep-tmp]
 
 Prints the timeline, checks the story's scenarios (ok/FAIL lines), writes
-OUT/<story>.svg, OUT/<story>-timeline.txt and OUT/<story>.json, and exits 1 if
-a check failed.
+OUT/hpa-sim.svg, OUT/hpa-sim-timeline.txt and OUT/hpa-sim.json, and exits 1 if
+a check failed. docs/hpa-sim.md explains the story and its times.
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ class Load(threading.Thread):
         self.endpoints: list[Pod] = []
         self.rr = 0
 
-    def set_endpoints(self, ready: list[Pod], pods: list[Pod]) -> None:
+    def set_endpoints(self, ready: list[Pod]) -> None:
         with self.lock:
             self.endpoints = list(ready)
             for p in ready:
@@ -581,7 +581,7 @@ class Sim:
         with self.lock:
             live = self.existing()
             ready = [p for p in live if p.ready and not p.deleting]
-            self.load.set_endpoints(ready, live)
+            self.load.set_endpoints(ready)
             # Role pod shows a pod once it has an address (here: once it
             # listens) until it is gone.
             self.prom.write_targets([p for p in live if p.phase == "Running"])
@@ -620,7 +620,7 @@ class Sim:
         return query, values
 
     def run(self) -> None:
-        spec, clock = self.spec, None
+        spec = self.spec
         # Setup, before the story's clock starts: the Deployment's first pods,
         # Prometheus, and the adapter's first values for them (Prometheus
         # 2.42 applies discovery on 5 s real-time tickers, and rate() needs
