@@ -23,7 +23,8 @@ Subcommands (paths are relative to the repository root, the working directory):
                             query is exported
 
 Each check prints one line, `ok   ...` or `FAIL ...`; the exit status is 1 if
-any failed. Needs PyYAML.
+any failed. The manifest helpers (relabeling, pod targets, the adapter's
+template) are scripts/manifests.py. Needs PyYAML.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ from pathlib import Path
 
 import yaml
 
-MANIFESTS = Path("manifests")
-SCRAPE_CONFIGS = MANIFESTS / "prometheus" / "additional-scrape-configs.yaml"
-RULES_TEST = MANIFESTS / "prometheus" / "rules-test.yaml"
-ADAPTER_VALUES = MANIFESTS / "adapter" / "values.yaml"
-KUSTOMIZATION = MANIFESTS / "kustomization.yaml"
-DOCKERFILE = Path("Dockerfile.scratch")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from manifests import (  # noqa: E402
+    ADAPTER_TEMPLATE_FIELDS, ADAPTER_VALUES, DOCKERFILE, KUSTOMIZATION, RULES_TEST, SCRAPE_CONFIGS,
+    ManifestError, adapter_output_name, adapter_rules, container_port, env_of, fill_adapter, load_docs,
+    load_yaml, meta_label_suffix, parse_duration, pod_target, rate_windows, relabel, selector_matches,
+    series_metric,
+)
+
 
 # Metrics the binary exports (its contract), as PromQL sees them: sample
 # names, so a histogram is its _bucket/_sum/_count and a counter its _total.
@@ -77,13 +80,10 @@ PROMETHEUS_METRICS = {"up"}
 # by it (their fields are checked in `consistency` instead).
 CRD_KINDS = {("ServiceMonitor", "monitoring.coreos.com/v1"), ("PrometheusRule", "monitoring.coreos.com/v1")}
 
-# How prometheus-adapter fills the metricsQuery template when the HPA asks
-# for pods app-a and app-b in namespace default.
-ADAPTER_TEMPLATE = {
-    "<<.Series>>": "slpocapp_request_operations_total",
-    "<<.LabelMatchers>>": 'namespace="default",pod=~"app-a|app-b"',
-    "<<.GroupBy>>": "pod",
-}
+# The pods the adapter's query is filled for when the checks parse it: two
+# pods in namespace default, as the HPA's request for pods/* would name them.
+ADAPTER_NAMESPACE = "default"
+ADAPTER_PODS = ["app-a", "app-b"]
 
 # Grafana template variables, replaced by a plausible value before parsing.
 GRAFANA_VARIABLES = {"namespace": "default", "__rate_interval": "1m", "__interval": "15s"}
@@ -112,17 +112,7 @@ def check(cond: bool, msg: str, detail: str = "") -> bool:
 
 
 # --------------------------------------------------------------------------
-# Loading
-
-
-def load_docs(path: Path | str) -> list[dict]:
-    with open(path) as f:
-        return [d for d in yaml.safe_load_all(f) if d]
-
-
-def load_yaml(path: Path | str):
-    with open(path) as f:
-        return yaml.safe_load(f)
+# The kustomize output
 
 
 class Objects:
@@ -207,38 +197,6 @@ def fill_grafana(expr: str) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", sub, expr)
 
 
-def fill_adapter(query: str) -> str:
-    for k, v in ADAPTER_TEMPLATE.items():
-        query = query.replace(k, v)
-    if "<<" in query:
-        raise SystemExit(f"FAIL unfilled adapter template in {query!r}")
-    return query
-
-
-def series_metric(series_query: str) -> str:
-    m = re.match(r"\s*([a-zA-Z_:][\w:]*)", series_query)
-    if not m:
-        raise SystemExit(f"FAIL cannot read a metric name from seriesQuery {series_query!r}")
-    return m.group(1)
-
-
-def adapter_output_name(rule: dict, series: str) -> str:
-    """The metric name prometheus-adapter serves for `series` (Go regexp
-    ReplaceAllString semantics for `as`: $1 / ${1}; empty `as` means $1 with
-    one capture group, else the whole name)."""
-    name = rule.get("name") or {}
-    matches = name.get("matches", "")
-    as_ = name.get("as", "")
-    rx = re.compile(matches)
-    m = rx.search(series)
-    if not m:
-        raise SystemExit(f"FAIL adapter name.matches {matches!r} does not match {series!r}")
-    if not as_:
-        as_ = "$1" if rx.groups == 1 else "$0"
-    repl = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda g: "\\g<" + (g.group(1) or g.group(2)) + ">", as_)
-    return rx.sub(repl, series, count=1)
-
-
 def dashboard_exprs(objs: Objects) -> list[tuple[str, str]]:
     """(where, expression with Grafana variables filled) of every dashboard
     query and query variable."""
@@ -268,13 +226,9 @@ def alert_exprs(objs: Objects) -> list[tuple[str, str]]:
     return out
 
 
-def adapter_rules() -> list[dict]:
-    values = load_yaml(ADAPTER_VALUES)
-    return values["rules"]["custom"]
-
-
 def adapter_exprs() -> list[tuple[str, str]]:
-    return [(f"adapter rule {i} metricsQuery", fill_adapter(r["metricsQuery"])) for i, r in enumerate(adapter_rules())]
+    return [(f"adapter rule {i} metricsQuery", fill_adapter(r, ADAPTER_NAMESPACE, ADAPTER_PODS))
+            for i, r in enumerate(adapter_rules())]
 
 
 # --------------------------------------------------------------------------
@@ -325,114 +279,7 @@ def check_kubernetes_sd(job: dict) -> None:
         check(not bad, f"scrape job {jn} relabels only meta labels that role pod provides", f"unknown {sorted(bad)}")
 
 
-def relabel(labels: dict, configs: list[dict]) -> dict | None:
-    """Prometheus relabeling (replace, keep, drop, labelmap, labeldrop,
-    labelkeep); None when the target is dropped."""
-    labels = dict(labels)
-    for c in configs:
-        action = c.get("action", "replace")
-        rx = re.compile("^(?:" + c.get("regex", "(.*)") + ")$")
-        value = c.get("separator", ";").join(labels.get(l, "") for l in c.get("source_labels") or [])
-        go_repl = lambda r: re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda g: "\\g<" + (g.group(1) or g.group(2)) + ">", r)
-        if action == "keep":
-            if not rx.match(value):
-                return None
-        elif action == "drop":
-            if rx.match(value):
-                return None
-        elif action == "replace":
-            m = rx.match(value)
-            if m:
-                target = m.expand(go_repl(c["target_label"]))
-                result = m.expand(go_repl(c.get("replacement", "$1")))
-                if result:
-                    labels[target] = result
-                else:
-                    labels.pop(target, None)
-        elif action == "labelmap":
-            for k, v in list(labels.items()):
-                m = rx.match(k)
-                if m:
-                    labels[m.expand(go_repl(c.get("replacement", "$1")))] = v
-        elif action in ("labeldrop", "labelkeep"):
-            labels = {k: v for k, v in labels.items() if bool(rx.match(k)) == (action == "labelkeep")}
-        else:
-            raise SystemExit(f"FAIL relabel action {action!r} not simulated")
-    labels.setdefault("instance", labels.get("__address__", ""))
-    return {k: v for k, v in labels.items() if not k.startswith("__")}
 
-
-def pod_target(job: dict, pod_labels: dict, port: dict, container: str, ns: str = "default",
-               name: str = "app-5d9c7b-x2x4q", phase: str = "Running") -> dict:
-    """The labels Kubernetes SD role pod gives one container port of a pod."""
-    t = {
-        "job": job["job_name"],
-        "__address__": f"10.0.0.7:{port['containerPort']}",
-        "__scheme__": job.get("scheme", "http"),
-        "__metrics_path__": job.get("metrics_path", "/metrics"),
-        "__meta_kubernetes_namespace": ns,
-        "__meta_kubernetes_pod_name": name,
-        "__meta_kubernetes_pod_phase": phase,
-        "__meta_kubernetes_pod_ready": "true",
-        "__meta_kubernetes_pod_container_name": container,
-        "__meta_kubernetes_pod_container_port_name": port.get("name", ""),
-        "__meta_kubernetes_pod_container_port_number": str(port["containerPort"]),
-        "__meta_kubernetes_pod_container_port_protocol": port.get("protocol", "TCP"),
-    }
-    for k, v in pod_labels.items():
-        k = re.sub(r"[^a-zA-Z0-9_]", "_", k)
-        t[f"__meta_kubernetes_pod_label_{k}"] = v
-        t[f"__meta_kubernetes_pod_labelpresent_{k}"] = "true"
-    return t
-
-
-# --------------------------------------------------------------------------
-# Kubernetes helpers
-
-
-def selector_matches(selector: dict | None, labels: dict) -> bool:
-    """A LabelSelector (matchLabels/matchExpressions) or a plain map (Service)."""
-    if not selector:
-        return False  # an empty selector would select everything: never what we mean here
-    if "matchLabels" in selector or "matchExpressions" in selector:
-        for k, v in (selector.get("matchLabels") or {}).items():
-            if labels.get(k) != v:
-                return False
-        for e in selector.get("matchExpressions") or []:
-            key, op, vals = e["key"], e["operator"], e.get("values") or []
-            if op == "In" and labels.get(key) not in vals:
-                return False
-            if op == "NotIn" and labels.get(key) in vals:
-                return False
-            if op == "Exists" and key not in labels:
-                return False
-            if op == "DoesNotExist" and key in labels:
-                return False
-        return True
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
-def container_port(container: dict, port) -> dict | None:
-    """The container port a Service/probe/policy port refers to, by name or number."""
-    for p in container.get("ports") or []:
-        if (isinstance(port, str) and p.get("name") == port) or (isinstance(port, int) and p.get("containerPort") == port):
-            return p
-    return None
-
-
-def parse_duration(d: str) -> float:
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", d)
-    if not parts or "".join(n + u for n, u in parts) != d:
-        raise SystemExit(f"FAIL not a Prometheus duration: {d!r}")
-    return sum(int(n) * units[u] for n, u in parts)
-
-
-def env_of(container: dict) -> dict:
-    return {e["name"]: e for e in container.get("env") or []}
-
-
-# --------------------------------------------------------------------------
 # Subcommands
 
 
@@ -574,38 +421,54 @@ def cmd_stale_skips(built: str, checkov_json: str) -> None:
           f"unskipped: {sorted(failing - skips)}")
 
 
+class Cluster:
+    """The objects of the kustomize output that the consistency checks compare."""
+
+    def __init__(self, built: str):
+        self.objs = objs = Objects(built)
+        self.dep = objs.one("Deployment")
+        self.svc = objs.one("Service")
+        self.hpa = objs.one("HorizontalPodAutoscaler")
+        self.sm = objs.one("ServiceMonitor")
+        self.netpol = objs.one("NetworkPolicy")
+        self.pdb = objs.one("PodDisruptionBudget")
+        self.pr = objs.one("PrometheusRule")
+        self.sa = objs.one("ServiceAccount")
+        self.dname, self.sname = self.dep["metadata"]["name"], self.svc["metadata"]["name"]
+        pod = self.dep["spec"]["template"]
+        self.pod_labels = pod["metadata"]["labels"]
+        self.podspec = pod["spec"]
+        self.containers = self.podspec["containers"]
+        self.c = self.containers[0]
+        self.http = container_port(self.c, "http")
+
+
 def cmd_consistency(built: str) -> None:
     _selftest_promql_metric_names()
-    objs = Objects(built)
-    dep = objs.one("Deployment")
-    svc = objs.one("Service")
-    hpa = objs.one("HorizontalPodAutoscaler")
-    sm = objs.one("ServiceMonitor")
-    netpol = objs.one("NetworkPolicy")
-    pdb = objs.one("PodDisruptionBudget")
-    pr = objs.one("PrometheusRule")
-    sa = objs.one("ServiceAccount")
-    dname, sname = dep["metadata"]["name"], svc["metadata"]["name"]
+    k = Cluster(built)
+    check(len(k.containers) == 1, f"Deployment/{k.dname} has one container")
+    for checks in (check_workload, check_probes, check_env, check_image, check_hardening, check_hpa,
+                   check_servicemonitor, check_scrape_configs, check_netpol_pdb, check_query_names,
+                   check_dashboards, check_prometheusrule):
+        checks(k)
 
-    pod = dep["spec"]["template"]
-    pod_labels = pod["metadata"]["labels"]
-    podspec = pod["spec"]
-    containers = podspec["containers"]
-    c = containers[0]
-    check(len(containers) == 1, f"Deployment/{dname} has one container")
 
-    # --- Deployment, Service, probes, ports
-    check(selector_matches(dep["spec"]["selector"], pod_labels),
-          f"Deployment/{dname} selector matches its pod template labels")
-    check(selector_matches(svc["spec"].get("selector"), pod_labels),
-          f"Service/{sname} selector {svc['spec'].get('selector')} matches the pod template labels")
-    for sp in svc["spec"]["ports"]:
-        cp = container_port(c, sp.get("targetPort", sp["port"]))
+def check_workload(k: Cluster) -> None:
+    """Deployment, Service and their ports."""
+    check(selector_matches(k.dep["spec"]["selector"], k.pod_labels),
+          f"Deployment/{k.dname} selector matches its pod template labels")
+    check(selector_matches(k.svc["spec"].get("selector"), k.pod_labels),
+          f"Service/{k.sname} selector {k.svc['spec'].get('selector')} matches the pod template labels")
+    for sp in k.svc["spec"]["ports"]:
+        cp = container_port(k.c, sp.get("targetPort", sp["port"]))
         check(cp is not None and cp.get("protocol", "TCP") == sp.get("protocol", "TCP"),
-              f"Service/{sname} port {sp.get('name')} ({sp['port']}) targets container port {sp.get('targetPort')!r}"
+              f"Service/{k.sname} port {sp.get('name')} ({sp['port']}) targets container port {sp.get('targetPort')!r}"
               + (f" = {cp['containerPort']}/{cp.get('protocol', 'TCP')}" if cp else ""))
-    check(all(sp.get("name") for sp in svc["spec"]["ports"]), f"Service/{sname} ports are named")
+    check(all(sp.get("name") for sp in k.svc["spec"]["ports"]), f"Service/{k.sname} ports are named")
 
+
+def check_probes(k: Cluster) -> None:
+    c = k.c
     probes = {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
     for probe, path in probes.items():
         p = c.get(probe)
@@ -618,17 +481,21 @@ def cmd_consistency(built: str) -> None:
         if c.get(probe):
             check(c[probe].get("httpGet", {}).get("path") not in ("/", "", None), f"{probe} does not use /")
 
-    env = env_of(c)
+
+def check_env(k: Cluster) -> None:
+    env = env_of(k.c)
     for var, field in (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")):
         got = env.get(var, {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
         check(got == field, f"env {var} comes from the downward API {field}", f"got {got!r}")
-    http = container_port(c, "http")
-    if check(http is not None, "container port named http exists"):
+    if check(k.http is not None, "container port named http exists"):
         port_env = env.get("PORT", {}).get("value")
-        check(port_env is None or int(port_env) == http["containerPort"],
-              f"env PORT ({port_env}) equals containerPort http ({http['containerPort']})")
+        check(port_env is None or int(port_env) == k.http["containerPort"],
+              f"env PORT ({port_env}) equals containerPort http ({k.http['containerPort']})")
 
-    # --- image and Dockerfile
+
+def check_image(k: Cluster) -> None:
+    """The image kustomize sets, and the Dockerfile's user and port."""
+    c, http = k.c, k.http
     kust = load_yaml(KUSTOMIZATION)
     imgs = {i["name"]: i for i in kust.get("images") or []}
     if check("slpocapp" in imgs, "kustomization.yaml overrides image slpocapp via images:"):
@@ -641,7 +508,7 @@ def cmd_consistency(built: str) -> None:
     expose = [int(p) for p in re.findall(r"^EXPOSE\s+(\d+)", dockerfile, re.M)]
     check(re.search(r'^ENTRYPOINT\s+\[\s*"/slpocapp"\s*\]', dockerfile, re.M) is not None,
           "Dockerfile.scratch ENTRYPOINT is the exec form [\"/slpocapp\"]")
-    psc, csc = podspec.get("securityContext") or {}, c.get("securityContext") or {}
+    psc, csc = k.podspec.get("securityContext") or {}, c.get("securityContext") or {}
     if check(len(user) == 1, "Dockerfile.scratch has one numeric USER uid:gid"):
         uid, gid = map(int, user[-1])
         for name, sc in (("pod", psc), ("container", csc)):
@@ -651,7 +518,11 @@ def cmd_consistency(built: str) -> None:
     check(http is not None and expose == [http["containerPort"]],
           f"Dockerfile.scratch EXPOSE {expose} equals containerPort http")
 
-    # --- hardening
+
+def check_hardening(k: Cluster) -> None:
+    """Security context, resources, and the shutdown sequence's timing."""
+    c, podspec, sa = k.c, k.podspec, k.sa
+    psc, csc = podspec.get("securityContext") or {}, c.get("securityContext") or {}
     caps = (csc.get("capabilities") or {}).get("drop") or []
     hardened = {
         "runAsNonRoot": psc.get("runAsNonRoot") is True and csc.get("runAsNonRoot", True) is True,
@@ -663,7 +534,7 @@ def cmd_consistency(built: str) -> None:
         "ServiceAccount automountServiceAccountToken=false": sa.get("automountServiceAccountToken") is False,
         f"serviceAccountName is ServiceAccount/{sa['metadata']['name']}": podspec.get("serviceAccountName") == sa["metadata"]["name"],
     }
-    bad = [k for k, v in hardened.items() if not v]
+    bad = [name for name, v in hardened.items() if not v]
     check(not bad, "pod hardening: " + ", ".join(hardened), "missing " + ", ".join(bad))
     res = c.get("resources") or {}
     check(all(res.get(a, {}).get(b) for a in ("requests", "limits") for b in ("cpu", "memory")),
@@ -672,16 +543,18 @@ def cmd_consistency(built: str) -> None:
     grace = podspec.get("terminationGracePeriodSeconds", 30)
     check(grace >= sleep + 2, f"terminationGracePeriodSeconds {grace} covers preStop sleep {sleep}s + the app's <1s shutdown")
 
-    # --- HPA and adapter
+
+def check_hpa(k: Cluster) -> None:
+    """The HPA's target and bounds, and the adapter rule that serves its metric."""
+    hpa = k.hpa
     ref = hpa["spec"]["scaleTargetRef"]
-    check(ref.get("kind") == "Deployment" and ref.get("name") == dname and ref.get("apiVersion") == "apps/v1",
-          f"HPA/{hpa['metadata']['name']} scaleTargetRef is apps/v1 Deployment/{dname}", str(ref))
+    check(ref.get("kind") == "Deployment" and ref.get("name") == k.dname and ref.get("apiVersion") == "apps/v1",
+          f"HPA/{hpa['metadata']['name']} scaleTargetRef is apps/v1 Deployment/{k.dname}", str(ref))
     lo, hi = hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"]
-    check(lo <= dep["spec"].get("replicas", 1) <= hi,
-          f"Deployment replicas {dep['spec'].get('replicas')} within HPA bounds {lo}..{hi}")
-    rules = adapter_rules()
+    check(lo <= k.dep["spec"].get("replicas", 1) <= hi,
+          f"Deployment replicas {k.dep['spec'].get('replicas')} within HPA bounds {lo}..{hi}")
     served = {}
-    for r in rules:
+    for r in adapter_rules():
         series = series_metric(r["seriesQuery"])
         served[adapter_output_name(r, series)] = (r, series)
     hpa_metrics = [m for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
@@ -694,30 +567,38 @@ def cmd_consistency(built: str) -> None:
             continue
         r, series = served[name]
         ok(f"adapter rule maps series {series} to {name} (name.matches {r['name']['matches']!r}, as {r['name']['as']!r})")
-        sq = r["seriesQuery"]
-        check(re.search(r'namespace\s*!=\s*""', sq) and re.search(r'pod\s*!=\s*""', sq),
-              "adapter seriesQuery requires non-empty namespace and pod labels", sq)
-        ov = r["resources"]["overrides"]
-        check(ov.get("namespace", {}).get("resource") == "namespace" and ov.get("pod", {}).get("resource") == "pod",
-              "adapter maps label namespace -> namespace and pod -> pod", str(ov))
-        q = r["metricsQuery"]
-        check(all(k in q for k in ADAPTER_TEMPLATE), "adapter metricsQuery uses <<.Series>>, <<.LabelMatchers>>, <<.GroupBy>>")
-        windows = re.findall(r"rate\([^\[]*\[(\w+)\]", q)
-        intervals = {"ServiceMonitor": sm["spec"]["endpoints"][0].get("interval", "30s")}
-        for job in load_yaml(SCRAPE_CONFIGS):
-            intervals[f"scrape job {job['job_name']}"] = job.get("scrape_interval", "1m")
-        if check(len(windows) == 1, f"adapter metricsQuery has one rate window ({windows})"):
-            w = parse_duration(windows[0])
-            for who, iv in intervals.items():
-                check(w >= 4 * parse_duration(iv), f"adapter rate window {windows[0]} >= 4 x {who} interval {iv}")
-            sd = (hpa["spec"].get("behavior") or {}).get("scaleDown", {}).get("stabilizationWindowSeconds", 300)
-            check(sd >= w, f"HPA scaleDown stabilization {sd}s >= the metric's rate window {windows[0]}")
+        check_adapter_rule(k, r)
         target = m["pods"]["target"]
         check(target.get("type") == "AverageValue" and str(target.get("averageValue")) == "2",
               f"HPA target AverageValue {target.get('averageValue')!r} (the seed's)")
     check(load_yaml(ADAPTER_VALUES)["rules"].get("default") is False, "adapter values: rules.default is false")
 
-    # --- ServiceMonitor
+
+def check_adapter_rule(k: Cluster, r: dict) -> None:
+    """The rule's series, resource labels and rate window against the scrape
+    intervals and the HPA's scale-down stabilization."""
+    sq = r["seriesQuery"]
+    check(re.search(r'namespace\s*!=\s*""', sq) and re.search(r'pod\s*!=\s*""', sq),
+          "adapter seriesQuery requires non-empty namespace and pod labels", sq)
+    ov = r["resources"]["overrides"]
+    check(ov.get("namespace", {}).get("resource") == "namespace" and ov.get("pod", {}).get("resource") == "pod",
+          "adapter maps label namespace -> namespace and pod -> pod", str(ov))
+    q = r["metricsQuery"]
+    check(all(f in q for f in ADAPTER_TEMPLATE_FIELDS), "adapter metricsQuery uses <<.Series>>, <<.LabelMatchers>>, <<.GroupBy>>")
+    windows = rate_windows(q)
+    intervals = {"ServiceMonitor": k.sm["spec"]["endpoints"][0].get("interval", "30s")}
+    for job in load_yaml(SCRAPE_CONFIGS):
+        intervals[f"scrape job {job['job_name']}"] = job.get("scrape_interval", "1m")
+    if check(len(windows) == 1, f"adapter metricsQuery has one rate window ({windows})"):
+        w = parse_duration(windows[0])
+        for who, iv in intervals.items():
+            check(w >= 4 * parse_duration(iv), f"adapter rate window {windows[0]} >= 4 x {who} interval {iv}")
+        sd = (k.hpa["spec"].get("behavior") or {}).get("scaleDown", {}).get("stabilizationWindowSeconds", 300)
+        check(sd >= w, f"HPA scaleDown stabilization {sd}s >= the metric's rate window {windows[0]}")
+
+
+def check_servicemonitor(k: Cluster) -> None:
+    sm, svc, sname = k.sm, k.svc, k.sname
     check(selector_matches(sm["spec"]["selector"], svc["metadata"].get("labels") or {}),
           f"ServiceMonitor/{sm['metadata']['name']} selects Service/{sname} by its labels")
     check(not sm["spec"].get("namespaceSelector"), "ServiceMonitor looks in its own namespace (no namespaceSelector)")
@@ -732,61 +613,79 @@ def cmd_consistency(built: str) -> None:
               "ServiceMonitor scrapeTimeout <= interval")
     check(not sm["spec"].get("jobLabel"), f"ServiceMonitor sets no jobLabel, so job = Service name {sname}")
 
-    # --- plain scrape config
+
+def check_scrape_configs(k: Cluster) -> None:
+    """The plain scrape config agrees with the ServiceMonitor route."""
     for job in load_yaml(SCRAPE_CONFIGS):
         jn = job["job_name"]
-        check(jn == sname, f"scrape job {jn} is named like the Service (same job label as the ServiceMonitor route)")
+        check(jn == k.sname, f"scrape job {jn} is named like the Service (same job label as the ServiceMonitor route)")
         check(job.get("honor_labels") is True, f"scrape job {jn} honors the app's labels like the ServiceMonitor")
-        check(job.get("scrape_interval") == sm["spec"]["endpoints"][0].get("interval"),
+        check(job.get("scrape_interval") == k.sm["spec"]["endpoints"][0].get("interval"),
               f"scrape job {jn} interval equals the ServiceMonitor's")
-        relabels = job.get("relabel_configs") or []
-        keeps = {r["source_labels"][0]: r["regex"] for r in relabels if r.get("action") == "keep"}
-        pod_label_keeps = {k: v for k, v in keeps.items() if k.startswith("__meta_kubernetes_pod_label_")}
-        matched = all(
-            any(re.fullmatch(regex, str(val)) for key, val in pod_labels.items()
-                if re.sub(r"[^a-zA-Z0-9_]", "_", key) == k[len("__meta_kubernetes_pod_label_"):])
-            for k, regex in pod_label_keeps.items())
-        check(bool(pod_label_keeps) and matched, f"scrape job {jn} keeps pods by a label the pod template has", str(pod_label_keeps))
-        port_re = keeps.get("__meta_kubernetes_pod_container_port_name")
-        check(port_re is not None and http is not None and re.fullmatch(port_re, http["name"]) is not None,
-              f"scrape job {jn} keeps the container port named {port_re!r}")
-        targets = {r.get("target_label"): r["source_labels"][0] for r in relabels if r.get("target_label")}
-        check(targets.get("namespace") == "__meta_kubernetes_namespace" and targets.get("pod") == "__meta_kubernetes_pod_name",
-              f"scrape job {jn} sets namespace and pod target labels from service discovery")
+        check_scrape_relabel_rules(k, job)
         check_kubernetes_sd(job)
-        # Relabeling simulated on targets that role pod would discover.
-        if http is not None:
-            got = relabel(pod_target(job, pod_labels, http, c["name"]), relabels)
-            want = {"job": sname, "namespace": "default", "pod": "app-5d9c7b-x2x4q"}
-            check(got is not None and all(got.get(k) == v for k, v in want.items()),
-                  f"scrape job {jn} relabeling keeps the app pod's port http as {got}")
-            other_port = dict(http, name="metrics-other", containerPort=9999)
-            check(relabel(pod_target(job, pod_labels, other_port, c["name"]), relabels) is None,
-                  f"scrape job {jn} relabeling drops the pod's other ports")
-            other_pod = {k: ("not-" + v) for k, v in pod_labels.items()}
-            check(relabel(pod_target(job, other_pod, http, "other"), relabels) is None,
-                  f"scrape job {jn} relabeling drops other pods")
-            check(relabel(pod_target(job, pod_labels, http, c["name"], phase="Succeeded"), relabels) is None,
-                  f"scrape job {jn} relabeling drops finished pods")
+        if k.http is not None:
+            check_simulated_relabeling(k, job)
 
-    # --- NetworkPolicy and PDB
-    spec = netpol["spec"]
-    check(selector_matches(spec["podSelector"], pod_labels), f"NetworkPolicy/{netpol['metadata']['name']} podSelector matches the pods")
+
+def check_scrape_relabel_rules(k: Cluster, job: dict) -> None:
+    """What the job's relabel_configs keep and which target labels they set."""
+    jn, http = job["job_name"], k.http
+    relabels = job.get("relabel_configs") or []
+    keeps = {r["source_labels"][0]: r["regex"] for r in relabels if r.get("action") == "keep"}
+    pod_label_keeps = {key: v for key, v in keeps.items() if key.startswith("__meta_kubernetes_pod_label_")}
+    matched = all(
+        any(re.fullmatch(regex, str(val)) for key, val in k.pod_labels.items()
+            if meta_label_suffix(key) == meta[len("__meta_kubernetes_pod_label_"):])
+        for meta, regex in pod_label_keeps.items())
+    check(bool(pod_label_keeps) and matched, f"scrape job {jn} keeps pods by a label the pod template has", str(pod_label_keeps))
+    port_re = keeps.get("__meta_kubernetes_pod_container_port_name")
+    check(port_re is not None and http is not None and re.fullmatch(port_re, http["name"]) is not None,
+          f"scrape job {jn} keeps the container port named {port_re!r}")
+    targets = {r.get("target_label"): r["source_labels"][0] for r in relabels if r.get("target_label")}
+    check(targets.get("namespace") == "__meta_kubernetes_namespace" and targets.get("pod") == "__meta_kubernetes_pod_name",
+          f"scrape job {jn} sets namespace and pod target labels from service discovery")
+
+
+def check_simulated_relabeling(k: Cluster, job: dict) -> None:
+    """Relabeling simulated on targets that role pod would discover."""
+    jn, http, cname, pod_labels = job["job_name"], k.http, k.c["name"], k.pod_labels
+    relabels = job.get("relabel_configs") or []
+    got = relabel(pod_target(job, pod_labels, http, cname), relabels)
+    want = {"job": k.sname, "namespace": "default", "pod": "app-5d9c7b-x2x4q"}
+    check(got is not None and all(got.get(key) == v for key, v in want.items()),
+          f"scrape job {jn} relabeling keeps the app pod's port http as {got}")
+    other_port = dict(http, name="metrics-other", containerPort=9999)
+    check(relabel(pod_target(job, pod_labels, other_port, cname), relabels) is None,
+          f"scrape job {jn} relabeling drops the pod's other ports")
+    other_pod = {key: ("not-" + v) for key, v in pod_labels.items()}
+    check(relabel(pod_target(job, other_pod, http, "other"), relabels) is None,
+          f"scrape job {jn} relabeling drops other pods")
+    check(relabel(pod_target(job, pod_labels, http, cname, phase="Succeeded"), relabels) is None,
+          f"scrape job {jn} relabeling drops finished pods")
+
+
+def check_netpol_pdb(k: Cluster) -> None:
+    http = k.http
+    spec = k.netpol["spec"]
+    check(selector_matches(spec["podSelector"], k.pod_labels), f"NetworkPolicy/{k.netpol['metadata']['name']} podSelector matches the pods")
     ingress_ports = [p for rule in spec.get("ingress") or [] for p in rule.get("ports") or []]
     check(bool(ingress_ports) and all(r.get("ports") for r in spec.get("ingress") or []),
           "NetworkPolicy ingress rules all name ports")
-    allowed = [container_port(c, p.get("port")) for p in ingress_ports]
+    allowed = [container_port(k.c, p.get("port")) for p in ingress_ports]
     check(http is not None and all(a is not None and a["containerPort"] == http["containerPort"] for a in allowed)
           and all(p.get("protocol", "TCP") == "TCP" for p in ingress_ports),
           f"NetworkPolicy admits only the container port {http and http['containerPort']}/TCP",
           str(ingress_ports))
     check("Egress" in spec.get("policyTypes", []) and not spec.get("egress"),
           "NetworkPolicy denies all egress (policyTypes Egress, no egress rules)")
-    check(selector_matches(pdb["spec"]["selector"], pod_labels), f"PodDisruptionBudget/{pdb['metadata']['name']} selects the pods")
+    check(selector_matches(k.pdb["spec"]["selector"], k.pod_labels), f"PodDisruptionBudget/{k.pdb['metadata']['name']} selects the pods")
 
-    # --- names used in queries
-    exprs = adapter_exprs() + dashboard_exprs(objs) + alert_exprs(objs)
-    for label, want in (("job", sname), ("deployment", dname), ("horizontalpodautoscaler", hpa["metadata"]["name"])):
+
+def check_query_names(k: Cluster) -> None:
+    """Every query names our objects and known metrics only."""
+    exprs = adapter_exprs() + dashboard_exprs(k.objs) + alert_exprs(k.objs)
+    for label, want in (("job", k.sname), ("deployment", k.dname), ("horizontalpodautoscaler", k.hpa["metadata"]["name"])):
         used = set().union(*(label_matchers(e, label) for _, e in exprs))
         check(used <= {want}, f"every {label}=\"...\" matcher in queries names {want}", f"found {sorted(used)}")
     known = APP_METRICS | KUBE_STATE_METRICS | PROMETHEUS_METRICS
@@ -795,10 +694,11 @@ def cmd_consistency(built: str) -> None:
         check(bool(names) and names <= known, f"{where} queries known metrics {sorted(names)}",
               f"unknown {sorted(names - known)}")
 
-    # --- dashboards
-    dash = dashboards(objs)
+
+def check_dashboards(k: Cluster) -> None:
+    dash = dashboards(k.objs)
     check(len(dash) >= 1, "a Grafana dashboard ConfigMap labelled grafana_dashboard exists")
-    for cm in objs.all("ConfigMap"):
+    for cm in k.objs.all("ConfigMap"):
         if "grafana_dashboard" in (cm["metadata"].get("labels") or {}):
             check(cm["metadata"]["labels"]["grafana_dashboard"] == "1",
                   f"ConfigMap/{cm['metadata']['name']} label grafana_dashboard is \"1\" (kube-prometheus-stack sidecar default)")
@@ -810,20 +710,21 @@ def cmd_consistency(built: str) -> None:
                     for p in d.get("panels", []))
         check(ds_ok, f"{where}: every panel and query uses the $datasource variable")
 
-    # --- PrometheusRule shape (no schema from kubernetes-validate)
+
+def check_prometheusrule(k: Cluster) -> None:
+    """The PrometheusRule's shape (kubernetes-validate has no schema for it)."""
+    pr = k.pr
     names = [r.get("alert") for g in pr["spec"]["groups"] for r in g["rules"]]
     check(len(names) == len(set(names)) and all(names), f"PrometheusRule alerts named and unique: {names}")
     check(all(r.get("labels", {}).get("severity") and r.get("annotations", {}).get("summary")
               for g in pr["spec"]["groups"] for r in g["rules"]), "every alert has a severity and a summary")
 
 
-
-# --------------------------------------------------------------------------
 # Metrics actually exported by the binary
 
 
 def exported_metric_names() -> set[str] | None:
-    """>>> HOOK for the lead: sample names in a saved /metrics scrape.
+    """Sample names in a saved /metrics scrape.
 
     Reads the file named by env METRICS_SAMPLE (the body of GET /metrics of the
     running binary, Prometheus text 0.0.4 or OpenMetrics) and returns the set
@@ -940,9 +841,14 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     fn, _ = cmds[argv[1]]
-    fn(*argv[2:])
+    try:
+        fn(*argv[2:])
+    except ManifestError as e:
+        fail(str(e))
+        return 1
     return 1 if failures else 0
 
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
+

@@ -44,15 +44,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import check_consistency as cc  # noqa: E402  (manifest helpers: adapter rules, durations)
+import manifests as mf  # noqa: E402  (manifest helpers: scrape job, pod targets, the adapter's template)
 
 NAMESPACE = "default"
 TOLERANCE = 0.1  # the HPA controller's default --horizontal-pod-autoscaler-tolerance
 MATCH = 0.10  # allowed relative error of the adapter's value against the applied rate
-DEPLOYMENT = Path("manifests/deployment.yaml")
-HPA = Path("manifests/hpa.yaml")
-SERVICEMONITOR = Path("manifests/servicemonitor.yaml")
 
 # What Prometheus 2.42 sends when it scrapes (scrape.acceptHeader).
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
@@ -105,57 +104,27 @@ def instant(base: str, expr: str, at: float | None = None) -> list[dict]:
 # The manifests
 
 
-def scrape_job() -> dict:
-    jobs = cc.load_yaml(cc.SCRAPE_CONFIGS)
-    if len(jobs) != 1:
-        raise Failed(f"{cc.SCRAPE_CONFIGS}: expected one scrape job, found {len(jobs)}")
-    return jobs[0]
-
-
 def hpa_spec() -> dict:
-    return cc.load_yaml(HPA)["spec"]
+    return mf.load_yaml(mf.HPA)["spec"]
 
 
 def adapter_rule_for_hpa() -> tuple[dict, str, str, float]:
     """(adapter rule, series, served metric name, HPA target averageValue)."""
-    spec = hpa_spec()
-    metrics = [m for m in spec["metrics"] if m["type"] == "Pods"]
-    if len(metrics) != 1:
-        raise Failed(f"{HPA}: expected one Pods metric, found {len(metrics)}")
-    name = metrics[0]["pods"]["metric"]["name"]
-    target = metrics[0]["pods"]["target"]
-    if target.get("type") != "AverageValue":
-        raise Failed(f"{HPA}: target type {target.get('type')}, want AverageValue")
-    for r in cc.adapter_rules():
-        series = cc.series_metric(r["seriesQuery"])
-        if cc.adapter_output_name(r, series) == name:
-            return r, series, name, parse_quantity(str(target["averageValue"]))
-    raise Failed(f"no adapter rule in {cc.ADAPTER_VALUES} serves {name}")
-
-
-def parse_quantity(q: str) -> float:
-    """A Kubernetes quantity as the HPA reads averageValue ("2", "500m", "1.5k")."""
-    m = re.fullmatch(r"([0-9.]+)(m|k|M|G)?", q)
-    if not m:
-        raise Failed(f"unsupported quantity {q!r}")
-    return float(m.group(1)) * {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}[m.group(2)]
+    name, target = mf.hpa_pods_metric(mf.load_yaml(mf.HPA))
+    rule, series = mf.adapter_rule_for(name)
+    return rule, series, name, target
 
 
 def adapter_query(pods: list[str], window: str = "") -> tuple[str, str]:
     """(filled query, the rule's rate window) as prometheus-adapter fills the
     metricsQuery for GET .../namespaces/default/pods/*/<metric>."""
-    rule, series, _, _ = adapter_rule_for_hpa()
-    q = rule["metricsQuery"]
-    windows = re.findall(r"rate\([^\[]*\[(\w+)\]", q)
+    rule, _, _, _ = adapter_rule_for_hpa()
+    filled = mf.fill_adapter(rule, NAMESPACE, pods)
+    windows = mf.rate_windows(filled)
     if len(windows) != 1:
-        raise Failed(f"adapter metricsQuery must have one rate() range, has {windows}: {q}")
-    filled = (q.replace("<<.Series>>", series)
-               .replace("<<.LabelMatchers>>", f'namespace="{NAMESPACE}",pod=~"{"|".join(pods)}"')
-               .replace("<<.GroupBy>>", "pod"))
-    if "<<" in filled:
-        raise Failed(f"unfilled template in {filled}")
+        raise Failed(f"adapter metricsQuery must have one rate() range, has {windows}: {rule['metricsQuery']}")
     if window:
-        filled = re.sub(r"(rate\([^\[]*\[)\w+(\])", rf"\g<1>{window}\g<2>", filled)
+        filled = mf.with_rate_window(filled, window)
     return filled, windows[0]
 
 
@@ -206,11 +175,11 @@ def print_decision(d: dict, label: str) -> None:
 
 
 def cmd_config(out: str, port_a: str, pod_a: str, port_b: str, pod_b: str) -> None:
-    job = dict(scrape_job())
-    sm = cc.load_yaml(SERVICEMONITOR)
+    job = dict(mf.scrape_job())
+    sm = mf.load_yaml(mf.SERVICEMONITOR)
     ep = sm["spec"]["endpoints"][0]
-    svc = cc.load_yaml(Path("manifests/service.yaml"))
-    dep = cc.load_yaml(DEPLOYMENT)
+    svc = mf.load_yaml(mf.SERVICE)
+    dep = mf.load_yaml(mf.DEPLOYMENT)
     # The two routes must agree on what matters to the series: job label,
     # path, honor_labels (check_consistency.py checks them too).
     agree = {
@@ -231,35 +200,28 @@ def cmd_config(out: str, port_a: str, pod_a: str, port_b: str, pod_b: str) -> No
         raise Failed("the scrape job has no kubernetes_sd_configs to replace")
     pod_tmpl = dep["spec"]["template"]
     container = pod_tmpl["spec"]["containers"][0]
-    http = next(p for p in container["ports"] if p.get("name") == "http")
+    http = mf.container_port(container, "http")
+    if http is None:
+        raise Failed(f"{mf.DEPLOYMENT}: no container port named http")
 
-    def meta(pod: str, port_name: str = http["name"], phase: str = "Running") -> dict:
-        labels = {
-            "__meta_kubernetes_namespace": NAMESPACE,
-            "__meta_kubernetes_pod_name": pod,
-            "__meta_kubernetes_pod_phase": phase,
-            "__meta_kubernetes_pod_ready": "true",
-            "__meta_kubernetes_pod_container_name": container["name"],
-            "__meta_kubernetes_pod_container_port_name": port_name,
-            "__meta_kubernetes_pod_container_port_protocol": "TCP",
-        }
-        for k, v in pod_tmpl["metadata"]["labels"].items():
-            labels["__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", k)] = v
-        return labels
+    def group(pod: str, address: str, port: dict = http, phase: str = "Running") -> dict:
+        """The target group Kubernetes SD (role pod) would give this pod's port."""
+        return mf.sd_target_group(mf.pod_target(job, pod_tmpl["metadata"]["labels"], port, container["name"],
+                                                ns=NAMESPACE, name=pod, phase=phase, address=address))
 
     job["static_configs"] = [
-        {"targets": [f"127.0.0.1:{port_a}"], "labels": meta(pod_a)},
-        {"targets": [f"127.0.0.1:{port_b}"], "labels": meta(pod_b)},
+        group(pod_a, f"127.0.0.1:{port_a}"),
+        group(pod_b, f"127.0.0.1:{port_b}"),
         # Decoys the manifest's relabel_configs must drop: another port of a
         # pod, and a finished pod. Nothing listens on port 9.
-        {"targets": ["127.0.0.1:9"], "labels": meta(pod_a, port_name="metrics-other")},
-        {"targets": ["127.0.0.1:9"], "labels": meta("app-e2e-finished", phase="Succeeded")},
+        group(pod_a, "127.0.0.1:9", port=dict(http, name="metrics-other", containerPort=9)),
+        group("app-e2e-finished", "127.0.0.1:9", phase="Succeeded"),
     ]
     config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
               "scrape_configs": [job]}
     with open(out, "w") as f:
-        cc.yaml.safe_dump(config, f, sort_keys=False, width=1000)
-    say(f"job {job['job_name']} from {cc.SCRAPE_CONFIGS}: honor_labels {job['honor_labels']}, "
+        yaml.safe_dump(config, f, sort_keys=False, width=1000)
+    say(f"job {job['job_name']} from {mf.SCRAPE_CONFIGS}: honor_labels {job['honor_labels']}, "
         f"path {job.get('metrics_path', '/metrics')}, {len(job.get('relabel_configs') or [])} relabel_configs as shipped; "
         f"agrees with ServiceMonitor/{sm['metadata']['name']} (job = Service {svc['metadata']['name']}, honorLabels, path)")
     say(f"changed for the run: scrape_interval/timeout {orig[0]}/{orig[1]} -> 1s/1s; kubernetes_sd_configs (role pod) -> "
@@ -498,7 +460,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         cmds[argv[1]](*argv[2:])
-    except Failed as e:
+    except (Failed, mf.ManifestError) as e:
         print(f"FAIL {argv[1]}: {e}", flush=True)
         return 1
     return 0
