@@ -88,4 +88,8 @@ step "the scaling pipeline end to end: 2 pods, Prometheus, the adapter's query, 
 cargo build -q --release --example load
 scripts/e2e-hpa.sh
 
+step "the scaling loop over time: HPA model tests, then real pods, Prometheus and the adapter's query at 15x (about 75 s)"
+"$VENV/bin/python" -m unittest discover -s scripts -p 'test_hpa_model.py'
+scripts/hpa-sim.sh
+
 printf '\nall checks passed in %ss\n' "$((SECONDS - started))"
