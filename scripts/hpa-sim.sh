@@ -2,7 +2,7 @@
 # The HPA's scaling loop closed on this machine, faster than real time:
 # real slpocapp pods and a real Prometheus, the adapter's query and a model of
 # the HPA controller (Kubernetes v1.30) reading manifests/hpa.yaml and the
-# Deployment. Prints a timeline, checks the scenarios of docs/hpa-sim.md and
+# Deployment. Prints a timeline, checks the scenarios of README.md (The scaling loop on one machine) and
 # writes target/hpa-sim/hpa-sim.svg.
 #
 #   scripts/hpa-sim.sh                 # from anywhere; about a minute (speed 15)

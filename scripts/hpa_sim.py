@@ -29,7 +29,7 @@ Usage (from the repository root; scripts/hpa-sim.sh passes the binaries):
 
 Prints the timeline, checks the story's scenarios (ok/FAIL lines), writes
 OUT/hpa-sim.svg, OUT/hpa-sim-timeline.txt and OUT/hpa-sim.json, and exits 1 if
-a check failed. docs/hpa-sim.md explains the story and its times.
+a check failed. README.md (The scaling loop on one machine) explains the story and its times.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def default_story(target: float) -> list[Phase]:
     """The seed's load and two others, for the HPA in manifests/hpa.yaml.
 
     Lengths are multiples of the 15 s sync period, so each load change falls
-    on a sync; they leave room for what the behavior allows (docs/hpa-sim.md
+    on a sync; they leave room for what the behavior allows (README.md (The scaling loop on one machine)
     derives the times)."""
     return [
         Phase("warm-up", 0.0, 60),

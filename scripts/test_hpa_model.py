@@ -199,7 +199,7 @@ class Stabilization(unittest.TestCase):
 
 
 class PaperStory(unittest.TestCase):
-    """The story of scripts/hpa_sim.py on paper (docs/hpa-sim.md derives these
+    """The story of scripts/hpa_sim.py on paper (README.md (The scaling loop on one machine) derives these
     times by hand)."""
 
     def test_default_story(self):
