@@ -13,9 +13,10 @@ started=$SECONDS
 
 step() { printf '\n==> [%4ss] %s\n' "$((SECONDS - started))" "$*"; }
 
-step "setup: Debian packages (prometheus for promtool and the e2e server, file, util-linux for unshare)"
+step "setup: Debian packages (prometheus for promtool and the e2e server, protoc, file, util-linux for unshare)"
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v file >/dev/null || need+=(file)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v curl >/dev/null || need+=(curl)
@@ -64,7 +65,7 @@ step "the library builds for macOS and Windows (the exporter is Unix-only)"
 cargo check -q --lib --target aarch64-apple-darwin
 cargo check -q --lib --target x86_64-pc-windows-gnu
 
-step "cargo test: unit, integration and doc tests, and the conformance tests against promtool and prometheus-client"
+step "cargo test: unit, integration and doc tests, and the conformance tests against promtool, prometheus-client, protoc and Prometheus"
 cargo test -- --include-ignored
 cargo test -q --features tiny_http --test tiny_http
 

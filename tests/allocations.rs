@@ -53,7 +53,11 @@ fn allocations_during(f: impl FnOnce()) -> usize {
 #[test]
 fn a_warm_scrape_allocates_nothing() {
     let registry = common::hostile_registry();
-    for format in [promlite::Format::Text, promlite::Format::OpenMetrics] {
+    for format in [
+        promlite::Format::Text,
+        promlite::Format::OpenMetrics,
+        promlite::Format::Protobuf,
+    ] {
         let mut buf = Vec::new();
         promlite::encode(&registry, format, &mut buf); // grows the buffer once
         let first = buf.clone();

@@ -1,12 +1,13 @@
-//! The two exposition formats, written by hand, apart from the metrics.
+//! The exposition formats, written by hand, apart from the metrics.
 //!
 //! * Prometheus text format 0.0.4 ([`Format::Text`]).
 //! * OpenMetrics 1.0.0 ([`Format::OpenMetrics`]): counter families are named without
 //!   `_total`, counters and histograms carry `_created` if the registry asks for
 //!   it, `le` bounds are canonical
 //!   numbers, and the exposition ends with `# EOF`.
+//! * The Prometheus protobuf format ([`Format::Protobuf`], in [`protobuf`]).
 //!
-//! Both write into a `Vec<u8>` the caller owns and may reuse: once it has grown to
+//! All write into a `Vec<u8>` the caller owns and may reuse: once it has grown to
 //! the size of a scrape, encoding allocates nothing. Families come in registration
 //! order and series in creation order, so the output is the same from run to run.
 
@@ -20,6 +21,8 @@ use crate::metrics::key::{BYTE_CLASS, LabelNames, NEXT_VALUE, PLAIN, escape, esc
 use crate::number::{write_canonical, write_count, write_float, write_uint};
 use std::ops::Range;
 
+mod protobuf;
+
 /// An exposition format, with its HTTP content type.
 ///
 /// ```
@@ -29,6 +32,9 @@ use std::ops::Range;
 /// let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 /// assert_eq!(Format::from_accept(accept), Format::OpenMetrics);
 /// assert_eq!(Format::from_accept("*/*"), Format::Text); // curl
+/// // Prometheus 2.42 with `--enable-feature=native-histograms`:
+/// let native = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+/// assert_eq!(Format::from_accept(native), Format::Protobuf);
 /// assert_eq!(Format::Text.content_type(), "text/plain; version=0.0.4; charset=utf-8");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +43,9 @@ pub enum Format {
     Text,
     /// OpenMetrics 1.0.0 text.
     OpenMetrics,
+    /// The Prometheus protobuf format: delimited `io.prometheus.client.MetricFamily`
+    /// messages, the only format that carries native histograms.
+    Protobuf,
 }
 
 impl Format {
@@ -45,12 +54,15 @@ impl Format {
         match self {
             Format::Text => "text/plain; version=0.0.4; charset=utf-8",
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Protobuf => protobuf::CONTENT_TYPE,
         }
     }
 
-    /// Picks the format an HTTP `Accept` header prefers (by `q` weight; OpenMetrics
-    /// on a tie). The text format is the default: for a missing or empty header,
-    /// for one that names neither format, and for OpenMetrics versions other than 1.0.0.
+    /// Picks the format an HTTP `Accept` header prefers (by `q` weight; on a tie
+    /// protobuf, then OpenMetrics). The text format is the default: for a missing
+    /// or empty header, for one that names no format, for OpenMetrics versions
+    /// other than 1.0.0, and for protobuf other than delimited `MetricFamily`
+    /// messages.
     pub fn from_accept(accept: &str) -> Format {
         let mut best = (Format::Text, -1.0f32);
         for range in accept.split(',') {
@@ -58,12 +70,15 @@ impl Format {
             let media = params.next().unwrap_or("");
             let mut q = 1.0f32;
             let mut version = None;
+            let (mut proto, mut encoding) = (None, None);
             for param in params {
                 let (key, value) = param.split_once('=').unwrap_or((param, ""));
                 let value = value.trim().trim_matches('"');
                 match key.trim().to_ascii_lowercase().as_str() {
                     "q" => q = value.parse().unwrap_or(0.0),
                     "version" => version = Some(value),
+                    "proto" => proto = Some(value),
+                    "encoding" => encoding = Some(value),
                     _ => {}
                 }
             }
@@ -77,17 +92,33 @@ impl Format {
                     None | Some("0.0.4") => Format::Text,
                     Some(_) => continue,
                 }
+            } else if media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
+                match (proto, encoding) {
+                    (Some("io.prometheus.client.MetricFamily"), Some("delimited")) => {
+                        Format::Protobuf
+                    }
+                    _ => continue,
+                }
             } else if media == "*/*" || media.eq_ignore_ascii_case("text/*") {
                 Format::Text
             } else {
                 continue;
             };
-            let better = q > best.1 || (q == best.1 && format == Format::OpenMetrics);
+            let better = q > best.1 || (q == best.1 && format.rank() > best.0.rank());
             if q > 0.0 && better {
                 best = (format, q);
             }
         }
         best.0
+    }
+
+    /// Which format wins a tie of `q` weights: the one that carries the most.
+    fn rank(self) -> u8 {
+        match self {
+            Format::Text => 0,
+            Format::OpenMetrics => 1,
+            Format::Protobuf => 2,
+        }
     }
 }
 
@@ -115,6 +146,11 @@ impl Samples<'_> {
         }
         if self.kind == MetricType::Histogram {
             return Err(Error::WrongKind(self.name.to_owned()));
+        }
+        if self.out.protobuf {
+            let (kind, names) = (self.kind, self.label_names);
+            protobuf::collected_value(self.out.buf, kind, names, label_values, value);
+            return Ok(());
         }
         self.out.buf.extend_from_slice(self.name.as_bytes());
         let labels = self.out.label_values(self.label_names, label_values);
@@ -152,6 +188,11 @@ impl Samples<'_> {
             }
             previous = Some((bound, cumulative));
         }
+        if self.out.protobuf {
+            let names = self.label_names;
+            protobuf::collected_histogram(self.out.buf, names, label_values, buckets, count, sum);
+            return Ok(());
+        }
         let series = HistogramLines {
             name: self.name,
             buckets: buckets.len() + 1,
@@ -183,7 +224,10 @@ impl Samples<'_> {
 pub(crate) struct Writer<'a> {
     buf: &'a mut Vec<u8>,
     openmetrics: bool,
-    /// Whether counters and histograms get `_created` (OpenMetrics only).
+    /// Whether the format is protobuf ([`protobuf`] writes the families then).
+    protobuf: bool,
+    /// Whether counters and histograms get `_created` (OpenMetrics), or a
+    /// created timestamp (protobuf).
     created: bool,
 }
 
@@ -194,10 +238,12 @@ impl<'a> Writer<'a> {
     /// Starts an exposition in `format` at the end of `buf`.
     pub(crate) fn new(buf: &'a mut Vec<u8>, format: Format, created: bool) -> Writer<'a> {
         let openmetrics = format == Format::OpenMetrics;
+        let protobuf = format == Format::Protobuf;
         Writer {
             buf,
             openmetrics,
-            created: created && openmetrics,
+            protobuf,
+            created: created && (openmetrics || protobuf),
         }
     }
 
@@ -218,11 +264,17 @@ impl<'a> Writer<'a> {
         label_names: &LabelNames,
         collect: &CollectFn,
     ) {
-        self.header(name, help, kind, unit);
+        let mark = if self.protobuf {
+            Some(protobuf::family_start(self.buf, name, help, kind))
+        } else {
+            self.header(name, help, kind, unit);
+            None
+        };
         let mut samples = Samples {
             out: Writer {
                 buf: self.buf,
                 openmetrics: self.openmetrics,
+                protobuf: self.protobuf,
                 created: false,
             },
             name,
@@ -230,6 +282,9 @@ impl<'a> Writer<'a> {
             kind,
         };
         collect(&mut samples);
+        if let Some(mark) = mark {
+            protobuf::family_end(self.buf, mark, unit);
+        }
     }
 
     /// The `# TYPE`, `# HELP` and (OpenMetrics only) `# UNIT` lines. `name` is
@@ -377,6 +432,9 @@ impl<'a> Writer<'a> {
     }
 
     pub(crate) fn counters(&mut self, family: &FamilyCore<Counter>, unit: Option<&str>) {
+        if self.protobuf {
+            return self.protobuf_counters(family, unit);
+        }
         self.header(&family.name, &family.help, MetricType::Counter, unit);
         let base = family.name.strip_suffix("_total").unwrap_or(&family.name);
         family.for_each(|counter| {
@@ -397,6 +455,9 @@ impl<'a> Writer<'a> {
     }
 
     pub(crate) fn gauges(&mut self, family: &FamilyCore<Gauge>, unit: Option<&str>) {
+        if self.protobuf {
+            return self.protobuf_gauges(family, unit);
+        }
         self.header(&family.name, &family.help, MetricType::Gauge, unit);
         family.for_each(|gauge| {
             let labels = self.first_sample(family, &family.name, gauge);
@@ -406,6 +467,9 @@ impl<'a> Writer<'a> {
     }
 
     pub(crate) fn histograms(&mut self, family: &FamilyCore<Histogram>, unit: Option<&str>) {
+        if self.protobuf {
+            return self.protobuf_histograms(family, unit);
+        }
         let name = &family.name;
         self.header(name, &family.help, MetricType::Histogram, unit);
         let le = if self.openmetrics {

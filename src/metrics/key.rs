@@ -134,6 +134,8 @@ pub(crate) struct LabelNames {
     pub(crate) constant: Box<[u8]>,
     /// Every label name, the constant ones first, for the registry's checks.
     all: Box<[Box<str>]>,
+    /// The constant labels' values, unescaped (the protobuf format writes them raw).
+    constant_values: Box<[Box<str>]>,
 }
 
 impl LabelNames {
@@ -175,7 +177,21 @@ impl LabelNames {
             prefixes,
             constant: constant.into_boxed_slice(),
             all,
+            constant_values: constants.iter().map(|(_, v)| Box::from(*v)).collect(),
         }
+    }
+
+    /// The constant labels as unescaped `(name, value)` pairs.
+    pub(crate) fn constant_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.all
+            .iter()
+            .zip(self.constant_values.iter())
+            .map(|(n, v)| (&**n, &**v))
+    }
+
+    /// The family's own label names (after the constant ones), unescaped.
+    pub(crate) fn own_names(&self) -> &[Box<str>] {
+        &self.all[self.constant_values.len()..]
     }
 
     /// Every label name, the constant ones first.

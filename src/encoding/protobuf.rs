@@ -1,0 +1,423 @@
+//! The Prometheus protobuf exposition format ([`Format::Protobuf`](super::Format::Protobuf)),
+//! written by hand: a stream of `io.prometheus.client.MetricFamily` messages,
+//! each preceded by its length as a varint (`encoding=delimited`). The schema
+//! is `proto/metrics.proto`.
+//!
+//! # The wire format, as far as it is used here
+//!
+//! A message is a sequence of fields, each a key (`field number << 3 | wire
+//! type`, as a varint) and a value: a varint (wire type 0: `uint64`, enums, and
+//! `sint32`/`sint64` after zig-zag, which maps 0, -1, 1, -2 ... to 0, 1, 2, 3 ...),
+//! 8 little-endian bytes (wire type 1: `double`), or a length and that many bytes
+//! (wire type 2: strings and nested messages). A varint is 7 bits a byte, least
+//! significant first, the high bit set on every byte but the last.
+//!
+//! # Lengths without a second pass
+//!
+//! A nested message's length comes before it, but is known only once it is
+//! written. Each message is written in place after room for a short length (one
+//! byte, three for a family); when the length needs another number of bytes, the
+//! message is moved by that difference (one `memmove` within the buffer, which
+//! has room for it once warm). Label pairs, whose length is known up front, are
+//! written directly. Nothing is allocated once the buffer has grown.
+//!
+//! # What the format holds that the text formats do not, and the reverse
+//!
+//! * Families without any series are left out (the text formats write their
+//!   `# HELP` and `# TYPE` lines).
+//! * A classic histogram's buckets are written without `+Inf`, which the schema
+//!   makes optional: it is the sample count.
+//! * The sum of a histogram is always written (OpenMetrics leaves it out with
+//!   negative bounds).
+//! * An info family is a gauge named with `_info`, as in the text format.
+//! * Creation times (`created_timestamp`) are written when the registry asks for
+//!   `_created` samples.
+
+use super::Writer;
+use crate::metrics::MetricType;
+use crate::metrics::counter::Counter;
+use crate::metrics::family::{FamilyCore, Series};
+use crate::metrics::gauge::Gauge;
+use crate::metrics::histogram::Histogram;
+use crate::metrics::key::{LabelNames, split_labels};
+
+/// The `Content-Type` of the delimited protobuf stream.
+pub(crate) const CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+const VARINT: u64 = 0;
+const FIXED64: u64 = 1;
+const LEN: u64 = 2;
+
+/// Field numbers of the messages written here (see `proto/metrics.proto`).
+mod field {
+    pub(super) mod family {
+        pub(crate) const NAME: u64 = 1;
+        pub(crate) const HELP: u64 = 2;
+        pub(crate) const TYPE: u64 = 3;
+        pub(crate) const METRIC: u64 = 4;
+        pub(crate) const UNIT: u64 = 5;
+    }
+    pub(super) mod metric {
+        pub(crate) const LABEL: u64 = 1;
+        pub(crate) const GAUGE: u64 = 2;
+        pub(crate) const COUNTER: u64 = 3;
+        pub(crate) const HISTOGRAM: u64 = 7;
+    }
+    pub(super) mod label {
+        pub(crate) const NAME: u64 = 1;
+        pub(crate) const VALUE: u64 = 2;
+    }
+    /// `Gauge.value` and `Counter.value`.
+    pub(super) const VALUE: u64 = 1;
+    pub(super) const COUNTER_CREATED: u64 = 3;
+    pub(super) mod histogram {
+        pub(crate) const SAMPLE_COUNT: u64 = 1;
+        pub(crate) const SAMPLE_SUM: u64 = 2;
+        pub(crate) const BUCKET: u64 = 3;
+        pub(crate) const CREATED: u64 = 15;
+    }
+    pub(super) mod bucket {
+        pub(crate) const CUMULATIVE_COUNT: u64 = 1;
+        pub(crate) const UPPER_BOUND: u64 = 2;
+    }
+    pub(super) mod timestamp {
+        pub(crate) const SECONDS: u64 = 1;
+        pub(crate) const NANOS: u64 = 2;
+    }
+}
+
+/// The `MetricType` enum of the schema.
+fn type_number(kind: MetricType) -> u64 {
+    match kind {
+        MetricType::Counter => 0,
+        MetricType::Gauge | MetricType::Info => 1,
+        MetricType::Histogram => 4,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Wire primitives.
+
+/// Appends `v` as a varint.
+#[inline]
+pub(crate) fn varint(buf: &mut Vec<u8>, mut v: u64) {
+    if v < 0x80 {
+        buf.push(v as u8);
+        return;
+    }
+    let mut bytes = [0u8; 10];
+    let mut n = 0;
+    while v >= 0x80 {
+        bytes[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    bytes[n] = v as u8;
+    buf.extend_from_slice(&bytes[..=n]);
+}
+
+/// How many bytes the varint of `v` takes.
+#[inline]
+pub(crate) fn varint_len(v: u64) -> usize {
+    // One byte per 7 significant bits, at least one.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Zig-zag, for `sint32` and `sint64`: small magnitudes of either sign stay short.
+#[inline]
+#[cfg_attr(not(test), allow(dead_code))] // for the native histograms
+pub(crate) fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+#[inline]
+fn key(buf: &mut Vec<u8>, field: u64, wire: u64) {
+    varint(buf, (field << 3) | wire);
+}
+
+#[inline]
+fn uint_field(buf: &mut Vec<u8>, field: u64, v: u64) {
+    key(buf, field, VARINT);
+    varint(buf, v);
+}
+
+#[inline]
+fn double_field(buf: &mut Vec<u8>, field: u64, v: f64) {
+    key(buf, field, FIXED64);
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+#[inline]
+fn bytes_field(buf: &mut Vec<u8>, field: u64, bytes: &[u8]) {
+    key(buf, field, LEN);
+    varint(buf, bytes.len() as u64);
+    buf.extend_from_slice(bytes);
+}
+
+/// Writes what `body` writes, preceded by its length as a varint, with room for
+/// `reserve` bytes of length made beforehand (see the module's docs).
+#[inline]
+fn length_prefixed(buf: &mut Vec<u8>, reserve: usize, body: impl FnOnce(&mut Vec<u8>)) {
+    let start = buf.len();
+    buf.resize(start + reserve, 0);
+    body(buf);
+    close_length(buf, start, reserve);
+}
+
+/// Puts the length of what follows `start + reserve` at `start`, moving it if
+/// the length takes other than `reserve` bytes.
+fn close_length(buf: &mut Vec<u8>, start: usize, reserve: usize) {
+    let body = start + reserve;
+    let len = buf.len() - body;
+    let needed = varint_len(len as u64);
+    if needed > reserve {
+        buf.resize(buf.len() + needed - reserve, 0);
+        buf.copy_within(body..body + len, start + needed);
+    } else if needed < reserve {
+        buf.copy_within(body..body + len, start + needed);
+        buf.truncate(start + needed + len);
+    }
+    let mut v = len as u64;
+    for byte in &mut buf[start..start + needed] {
+        *byte = (v as u8 & 0x7f) | 0x80;
+        v >>= 7;
+    }
+    buf[start + needed - 1] &= 0x7f;
+}
+
+/// A nested message in field `field`.
+#[inline]
+fn message(buf: &mut Vec<u8>, field: u64, body: impl FnOnce(&mut Vec<u8>)) {
+    key(buf, field, LEN);
+    length_prefixed(buf, 1, body);
+}
+
+/// A `LabelPair` (field 1 of `Metric`), whose length is known up front.
+#[inline]
+fn label_pair(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    let len = 2 + varint_len(name.len() as u64) + name.len() + varint_len(value.len() as u64);
+    key(buf, field::metric::LABEL, LEN);
+    varint(buf, (len + value.len()) as u64);
+    bytes_field(buf, field::label::NAME, name);
+    bytes_field(buf, field::label::VALUE, value);
+}
+
+/// The constant labels and the series' own, from its joined label values.
+fn joined_labels(buf: &mut Vec<u8>, names: &LabelNames, joined: &[u8]) {
+    for (name, value) in names.constant_pairs() {
+        label_pair(buf, name.as_bytes(), value.as_bytes());
+    }
+    let own = names.own_names();
+    for (name, value) in own.iter().zip(split_labels(joined, own.len())) {
+        label_pair(buf, name.as_bytes(), value);
+    }
+}
+
+/// The constant labels and a collector's label values.
+fn value_labels(buf: &mut Vec<u8>, names: &LabelNames, values: &[&str]) {
+    for (name, value) in names.constant_pairs() {
+        label_pair(buf, name.as_bytes(), value.as_bytes());
+    }
+    for (name, value) in names.own_names().iter().zip(values) {
+        label_pair(buf, name.as_bytes(), value.as_bytes());
+    }
+}
+
+/// A `google.protobuf.Timestamp` in field `field`, from milliseconds since the epoch.
+fn timestamp(buf: &mut Vec<u8>, field: u64, millis: u64) {
+    message(buf, field, |buf| {
+        uint_field(buf, field::timestamp::SECONDS, millis / 1000);
+        let nanos = (millis % 1000) * 1_000_000;
+        if nanos != 0 {
+            uint_field(buf, field::timestamp::NANOS, nanos);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Families.
+
+/// Where a family's message starts, and where its series begin.
+pub(crate) struct FamilyMark {
+    start: usize,
+    series: usize,
+}
+
+/// The room left for a family's length: 3 bytes hold up to 2 MiB.
+const FAMILY_RESERVE: usize = 3;
+
+/// Starts a `MetricFamily`: its length (to be filled in), name, help and type.
+pub(crate) fn family_start(
+    buf: &mut Vec<u8>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+) -> FamilyMark {
+    let start = buf.len();
+    buf.resize(start + FAMILY_RESERVE, 0);
+    bytes_field(buf, field::family::NAME, name.as_bytes());
+    if !help.is_empty() {
+        bytes_field(buf, field::family::HELP, help.as_bytes());
+    }
+    uint_field(buf, field::family::TYPE, type_number(kind));
+    FamilyMark {
+        start,
+        series: buf.len(),
+    }
+}
+
+/// Ends a family: its unit, then its length; a family without series is taken
+/// back out of the stream.
+pub(crate) fn family_end(buf: &mut Vec<u8>, mark: FamilyMark, unit: Option<&str>) {
+    if buf.len() == mark.series {
+        buf.truncate(mark.start);
+        return;
+    }
+    if let Some(unit) = unit {
+        bytes_field(buf, field::family::UNIT, unit.as_bytes());
+    }
+    close_length(buf, mark.start, FAMILY_RESERVE);
+}
+
+impl Writer<'_> {
+    pub(super) fn protobuf_counters(&mut self, family: &FamilyCore<Counter>, unit: Option<&str>) {
+        let buf = &mut *self.buf;
+        let created = self.created;
+        let mark = family_start(buf, &family.name, &family.help, MetricType::Counter);
+        family.for_each(|counter| {
+            message(buf, field::family::METRIC, |buf| {
+                joined_labels(buf, &family.label_names, counter.key().labels());
+                let (whole, fraction) = counter.parts();
+                message(buf, field::metric::COUNTER, |buf| {
+                    double_field(buf, field::VALUE, whole as f64 + fraction);
+                    if created {
+                        let millis = counter.key().created_millis();
+                        timestamp(buf, field::COUNTER_CREATED, millis);
+                    }
+                });
+            });
+        });
+        family_end(buf, mark, unit);
+    }
+
+    pub(super) fn protobuf_gauges(&mut self, family: &FamilyCore<Gauge>, unit: Option<&str>) {
+        let buf = &mut *self.buf;
+        let mark = family_start(buf, &family.name, &family.help, MetricType::Gauge);
+        family.for_each(|gauge| {
+            message(buf, field::family::METRIC, |buf| {
+                joined_labels(buf, &family.label_names, gauge.key().labels());
+                message(buf, field::metric::GAUGE, |buf| {
+                    double_field(buf, field::VALUE, gauge.get());
+                });
+            });
+        });
+        family_end(buf, mark, unit);
+    }
+
+    pub(super) fn protobuf_histograms(
+        &mut self,
+        family: &FamilyCore<Histogram>,
+        unit: Option<&str>,
+    ) {
+        let buf = &mut *self.buf;
+        let created = self.created;
+        let mark = family_start(buf, &family.name, &family.help, MetricType::Histogram);
+        let bounds = &family.config.bounds[..family.config.finite];
+        family.for_each(|histogram| {
+            message(buf, field::family::METRIC, |buf| {
+                joined_labels(buf, &family.label_names, histogram.key().labels());
+                let millis = created.then(|| histogram.key().created_millis());
+                message(buf, field::metric::HISTOGRAM, |buf| {
+                    classic_histogram(
+                        buf,
+                        bounds,
+                        |i| histogram.bucket_count(i),
+                        histogram.sum(),
+                        millis,
+                    );
+                });
+            });
+        });
+        family_end(buf, mark, unit);
+    }
+}
+
+/// The fields of a classic histogram: `count(i)` is bucket `i`'s own count
+/// (`i == bounds.len()` the `+Inf` bucket); the total is their sum. The count
+/// is written after the buckets, whose total it is (parsers take fields in any
+/// order): one read of each bucket, so the two always agree.
+fn classic_histogram(
+    buf: &mut Vec<u8>,
+    bounds: &[f64],
+    mut count: impl FnMut(usize) -> u64,
+    sum: f64,
+    created: Option<u64>,
+) {
+    let mut cumulative = 0u64;
+    for (i, &bound) in bounds.iter().enumerate() {
+        cumulative = cumulative.saturating_add(count(i));
+        bucket(buf, bound, cumulative);
+    }
+    cumulative = cumulative.saturating_add(count(bounds.len()));
+    uint_field(buf, field::histogram::SAMPLE_COUNT, cumulative);
+    double_field(buf, field::histogram::SAMPLE_SUM, sum);
+    if let Some(millis) = created {
+        timestamp(buf, field::histogram::CREATED, millis);
+    }
+}
+
+/// A classic `Bucket`, whose length is known up front.
+#[inline]
+fn bucket(buf: &mut Vec<u8>, bound: f64, cumulative: u64) {
+    key(buf, field::histogram::BUCKET, LEN);
+    varint(buf, (1 + varint_len(cumulative) + 9) as u64);
+    uint_field(buf, field::bucket::CUMULATIVE_COUNT, cumulative);
+    double_field(buf, field::bucket::UPPER_BOUND, bound);
+}
+
+// ---------------------------------------------------------------------------
+// Collectors.
+
+/// One sample of a collector's gauge, counter or info family.
+pub(crate) fn collected_value(
+    buf: &mut Vec<u8>,
+    kind: MetricType,
+    names: &LabelNames,
+    values: &[&str],
+    value: f64,
+) {
+    message(buf, field::family::METRIC, |buf| {
+        value_labels(buf, names, values);
+        let which = if kind == MetricType::Counter {
+            field::metric::COUNTER
+        } else {
+            field::metric::GAUGE
+        };
+        message(buf, which, |buf| double_field(buf, field::VALUE, value));
+    });
+}
+
+/// One series of a collector's histogram family (already checked).
+pub(crate) fn collected_histogram(
+    buf: &mut Vec<u8>,
+    names: &LabelNames,
+    values: &[&str],
+    buckets: &[(f64, u64)],
+    count: u64,
+    sum: f64,
+) {
+    message(buf, field::family::METRIC, |buf| {
+        value_labels(buf, names, values);
+        message(buf, field::metric::HISTOGRAM, |buf| {
+            for &(bound, cumulative) in buckets {
+                bucket(buf, bound, cumulative);
+            }
+            uint_field(buf, field::histogram::SAMPLE_COUNT, count);
+            double_field(buf, field::histogram::SAMPLE_SUM, sum);
+        });
+    });
+}
+
+#[cfg(test)]
+mod tests;
