@@ -57,6 +57,10 @@ pub use metrics::gauge::Gauge;
 pub use metrics::histogram::{
     DEFAULT_BUCKETS, Histogram, HistogramTimer, exponential_buckets, linear_buckets,
 };
+pub use metrics::native::{
+    DEFAULT_NATIVE_MAX_BUCKETS, DEFAULT_NATIVE_ZERO_THRESHOLD, NativeConfig, NativeHistogram,
+    NativeHistogramTimer,
+};
 pub use registry::{
     Registry, SubRegistry, default_registry, encode, encode_openmetrics, encode_text, write_to,
 };

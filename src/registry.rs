@@ -7,6 +7,7 @@ use crate::metrics::family::{Family, FamilyCore, Series};
 use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::{Buckets, Histogram};
 use crate::metrics::key::LabelNames;
+use crate::metrics::native::{NativeConfig, NativeHistogram, NativeLayout};
 use crate::metrics::{MetricType, check_label_names, check_metric_name};
 use std::fmt;
 use std::io;
@@ -51,6 +52,7 @@ enum Entry {
     Counter(Arc<FamilyCore<Counter>>),
     Gauge(Arc<FamilyCore<Gauge>>),
     Histogram(Arc<FamilyCore<Histogram>>),
+    NativeHistogram(Arc<FamilyCore<NativeHistogram>>),
     Collector(Arc<Collector>),
 }
 
@@ -70,6 +72,7 @@ impl Entry {
             Entry::Counter(f) => &f.name,
             Entry::Gauge(f) => &f.name,
             Entry::Histogram(f) => &f.name,
+            Entry::NativeHistogram(f) => &f.name,
             Entry::Collector(c) => &c.name,
         }
     }
@@ -78,7 +81,7 @@ impl Entry {
         match self {
             Entry::Counter(_) => MetricType::Counter,
             Entry::Gauge(_) => MetricType::Gauge,
-            Entry::Histogram(_) => MetricType::Histogram,
+            Entry::Histogram(_) | Entry::NativeHistogram(_) => MetricType::Histogram,
             Entry::Collector(c) => c.kind,
         }
     }
@@ -130,6 +133,7 @@ pub fn encode(registry: &Registry, format: Format, buf: &mut Vec<u8>) {
             Entry::Counter(f) => out.counters(f, unit),
             Entry::Gauge(f) => out.gauges(f, unit),
             Entry::Histogram(f) => out.histograms(f, unit),
+            Entry::NativeHistogram(f) => out.native_histograms(f, unit),
             Entry::Collector(c) => {
                 out.collector(&c.name, &c.help, c.kind, unit, &c.label_names, &*c.collect)
             }
@@ -234,6 +238,52 @@ impl Registry {
     ) -> Result<Family<Histogram>, Error> {
         self.root()
             .histogram_family(name, help, label_names, buckets)
+    }
+
+    /// Registers a native histogram without labels: exponential buckets at
+    /// the resolution `config` gives, which the protobuf format exposes (and
+    /// Prometheus scrapes with `--enable-feature=native-histograms`), with
+    /// classic buckets as well if `config` has any. The text formats write only
+    /// the classic buckets, or, for a histogram without any, its count and sum.
+    ///
+    /// ```
+    /// use promlite::{Format, NativeConfig, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// let latency = registry
+    ///     .native_histogram("rpc_seconds", "RPC latency.", &NativeConfig::default())
+    ///     .unwrap();
+    /// latency.observe(0.5);
+    /// let mut text = Vec::new();
+    /// promlite::encode(&registry, Format::Text, &mut text);
+    /// assert_eq!(
+    ///     String::from_utf8(text).unwrap(),
+    ///     "# HELP rpc_seconds RPC latency.\n# TYPE rpc_seconds histogram\nrpc_seconds_count 1\nrpc_seconds_sum 0.5\n"
+    /// );
+    /// let bad = NativeConfig { schema: 9, ..NativeConfig::default() };
+    /// assert!(registry.native_histogram("other_seconds", "", &bad).is_err());
+    /// ```
+    pub fn native_histogram(
+        &self,
+        name: &str,
+        help: &str,
+        config: &NativeConfig,
+    ) -> Result<NativeHistogram, Error> {
+        self.native_histogram_family(name, help, &[], config)?
+            .with_labels(&[])
+    }
+
+    /// Registers a native histogram family with these label names; see
+    /// [`Registry::native_histogram`].
+    pub fn native_histogram_family(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+        config: &NativeConfig,
+    ) -> Result<Family<NativeHistogram>, Error> {
+        self.root()
+            .native_histogram_family(name, help, label_names, config)
     }
 
     /// The registry itself as a view without prefix or constant labels.
@@ -661,6 +711,36 @@ impl<'r> SubRegistry<'r> {
             label_names,
             buckets,
             Entry::Histogram,
+        )
+    }
+
+    /// As [`Registry::native_histogram`], with the prefix and the constant labels.
+    pub fn native_histogram(
+        &self,
+        name: &str,
+        help: &str,
+        config: &NativeConfig,
+    ) -> Result<NativeHistogram, Error> {
+        self.native_histogram_family(name, help, &[], config)?
+            .with_labels(&[])
+    }
+
+    /// As [`Registry::native_histogram_family`], with the prefix and the constant labels.
+    pub fn native_histogram_family(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+        config: &NativeConfig,
+    ) -> Result<Family<NativeHistogram>, Error> {
+        let layout = NativeLayout::new(config)?;
+        self.add_family(
+            MetricType::Histogram,
+            name,
+            help,
+            label_names,
+            layout,
+            Entry::NativeHistogram,
         )
     }
 

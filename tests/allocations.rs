@@ -71,6 +71,48 @@ fn a_warm_scrape_allocates_nothing() {
 }
 
 #[test]
+fn a_warm_scrape_of_native_histograms_allocates_nothing() {
+    let registry = promlite::Registry::new();
+    let config = promlite::NativeConfig {
+        classic_buckets: vec![0.01, 0.1, 1.0],
+        ..promlite::NativeConfig::default()
+    };
+    let family = registry
+        .native_histogram_family("native_seconds", "", &["path"], &config)
+        .unwrap();
+    for (i, path) in ["/", "/a", "/b"].iter().enumerate() {
+        let h = family.with_labels(&[path]).unwrap();
+        for k in 0..200 {
+            h.observe(1e-4 * 1.07f64.powi(k + i as i32));
+        }
+        h.observe(-0.5);
+    }
+    for format in [
+        promlite::Format::Text,
+        promlite::Format::OpenMetrics,
+        promlite::Format::Protobuf,
+    ] {
+        let mut buf = Vec::new();
+        promlite::encode(&registry, format, &mut buf);
+        let first = buf.clone();
+        let n = allocations_during(|| {
+            buf.clear();
+            promlite::encode(&registry, format, &mut buf);
+        });
+        assert_eq!(n, 0, "{format:?}: {n} allocations in a warm scrape");
+        assert_eq!(buf, first);
+    }
+    // And observing, once this thread has its stripe, allocates nothing either.
+    let h = family.with_labels(&["/"]).unwrap();
+    let n = allocations_during(|| {
+        for k in 0..1000 {
+            h.observe(1e-4 * 1.07f64.powi(k % 300));
+        }
+    });
+    assert_eq!(n, 0);
+}
+
+#[test]
 fn the_counting_allocator_does_count() {
     // A cold scrape grows the buffer: the check above is able to fail.
     let registry = common::seed_registry();

@@ -367,3 +367,133 @@ fn the_comparison_does_see_a_difference() {
     wrong[1].metrics[0].0[1].1.push('x');
     assert_ne!(decoded, wrong);
 }
+
+/// The middle of native bucket `k` at `schema` (in log scale), far from
+/// either boundary: its index is beyond doubt without exact arithmetic.
+fn middle(k: i32, schema: i32) -> f64 {
+    2f64.powf((f64::from(k) - 0.5) / 2f64.powi(schema))
+}
+
+#[test]
+#[ignore = "needs protoc (Debian package protobuf-compiler); the test command runs it"]
+fn protoc_reads_back_native_histograms() {
+    use decode::Native;
+    use promlite::{NativeConfig, Registry};
+    let registry = Registry::new();
+    let latency = registry
+        .native_histogram_family(
+            "latency_seconds",
+            "Native only.",
+            &["path"],
+            &NativeConfig::default(),
+        )
+        .unwrap();
+    // Buckets 5 and 6 next to each other, 9 after a gap of two (inside the
+    // same span), 30 after a long gap (a span of its own), and +Inf.
+    let counts = [
+        (-20, 1u64),
+        (-3, 2),
+        (0, 1),
+        (5, 3),
+        (6, 1),
+        (9, 4),
+        (30, 2),
+    ];
+    let a = latency.with_labels(&["/a"]).unwrap();
+    for &(k, n) in &counts {
+        for _ in 0..n {
+            a.observe(middle(k, 3));
+        }
+    }
+    a.observe(0.0);
+    a.observe(f64::INFINITY);
+    a.observe(-middle(4, 3));
+    latency.with_labels(&["/empty"]).unwrap();
+    let both = registry
+        .native_histogram(
+            "both_seconds",
+            "Both kinds of buckets.",
+            &NativeConfig {
+                schema: 0,
+                classic_buckets: vec![0.1, 1.0],
+                ..NativeConfig::default()
+            },
+        )
+        .unwrap();
+    for v in [0.05, 0.3, 0.7, 3.0] {
+        both.observe(v);
+    }
+    let mut stream = Vec::new();
+    promlite::encode(&registry, Format::Protobuf, &mut stream);
+    let decoded = decode_stream(&stream, "protobuf-native");
+    let threshold = promlite::DEFAULT_NATIVE_ZERO_THRESHOLD;
+    let mut positive: Vec<(i32, u64)> = counts.to_vec();
+    positive.push((1024 * 8 + 1, 1)); // +Inf: the bucket after the largest f64's
+    let native = |schema, zero_count, positive: Vec<(i32, u64)>, negative| Native {
+        schema,
+        zero_threshold: threshold,
+        zero_count,
+        positive,
+        negative,
+    };
+    let want = vec![
+        Family {
+            name: "latency_seconds".into(),
+            kind: "HISTOGRAM".into(),
+            help: "Native only.".into(),
+            unit: String::new(),
+            metrics: vec![
+                (
+                    labels(&[("path", "/a")]),
+                    Value::Histogram {
+                        count: 17,
+                        sum: f64::INFINITY,
+                        buckets: vec![],
+                        native: Some(native(3, 1, positive, vec![(4, 1)])),
+                    },
+                ),
+                (
+                    labels(&[("path", "/empty")]),
+                    Value::Histogram {
+                        count: 0,
+                        sum: 0.0,
+                        buckets: vec![],
+                        native: Some(native(3, 0, vec![], vec![])),
+                    },
+                ),
+            ],
+        },
+        Family {
+            name: "both_seconds".into(),
+            kind: "HISTOGRAM".into(),
+            help: "Both kinds of buckets.".into(),
+            unit: String::new(),
+            metrics: vec![(
+                vec![],
+                Value::Histogram {
+                    count: 4,
+                    sum: 0.05 + 0.3 + 0.7 + 3.0,
+                    buckets: vec![(0.1, 1), (1.0, 3)],
+                    // (2^-5, 2^-4], (2^-2, 2^-1], (2^-1, 1], (2, 4]
+                    native: Some(native(0, 0, vec![(-4, 1), (-1, 1), (0, 1), (2, 1)], vec![])),
+                },
+            )],
+        },
+    ];
+    assert_eq!(decoded, want);
+    // The spans as written: 5..=9 in one (two empty buckets inside), 30 apart.
+    let text = decode::protoc_text(decode::split_delimited(&stream)[0]);
+    assert!(
+        text.contains("positive_span {\n      offset: -20\n      length: 1\n    }"),
+        "{text}"
+    );
+    assert!(
+        text.contains("positive_span {\n      offset: 4\n      length: 5\n    }"),
+        "{text}"
+    );
+    // The empty series: one span of length 0 marks it as native.
+    assert!(
+        text.contains("positive_span {\n      offset: 0\n      length: 0\n    }"),
+        "{text}"
+    );
+}

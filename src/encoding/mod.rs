@@ -21,6 +21,7 @@ use crate::metrics::key::{BYTE_CLASS, LabelNames, NEXT_VALUE, PLAIN, escape, esc
 use crate::number::{write_canonical, write_count, write_float, write_uint};
 use std::ops::Range;
 
+mod native;
 mod protobuf;
 
 /// An exposition format, with its HTTP content type.

@@ -40,6 +40,7 @@ use crate::metrics::family::{FamilyCore, Series};
 use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::Histogram;
 use crate::metrics::key::{LabelNames, split_labels};
+use crate::metrics::native::{NativeHistogram, NativeSnapshot};
 
 /// The `Content-Type` of the delimited protobuf stream.
 pub(crate) const CONTENT_TYPE: &str =
@@ -75,11 +76,22 @@ mod field {
         pub(crate) const SAMPLE_COUNT: u64 = 1;
         pub(crate) const SAMPLE_SUM: u64 = 2;
         pub(crate) const BUCKET: u64 = 3;
+        pub(crate) const SCHEMA: u64 = 5;
+        pub(crate) const ZERO_THRESHOLD: u64 = 6;
+        pub(crate) const ZERO_COUNT: u64 = 7;
+        pub(crate) const NEGATIVE_SPAN: u64 = 9;
+        pub(crate) const NEGATIVE_DELTA: u64 = 10;
+        pub(crate) const POSITIVE_SPAN: u64 = 12;
+        pub(crate) const POSITIVE_DELTA: u64 = 13;
         pub(crate) const CREATED: u64 = 15;
     }
     pub(super) mod bucket {
         pub(crate) const CUMULATIVE_COUNT: u64 = 1;
         pub(crate) const UPPER_BOUND: u64 = 2;
+    }
+    pub(super) mod span {
+        pub(crate) const OFFSET: u64 = 1;
+        pub(crate) const LENGTH: u64 = 2;
     }
     pub(super) mod timestamp {
         pub(crate) const SECONDS: u64 = 1;
@@ -126,7 +138,6 @@ pub(crate) fn varint_len(v: u64) -> usize {
 
 /// Zig-zag, for `sint32` and `sint64`: small magnitudes of either sign stay short.
 #[inline]
-#[cfg_attr(not(test), allow(dead_code))] // for the native histograms
 pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
@@ -140,6 +151,12 @@ fn key(buf: &mut Vec<u8>, field: u64, wire: u64) {
 fn uint_field(buf: &mut Vec<u8>, field: u64, v: u64) {
     key(buf, field, VARINT);
     varint(buf, v);
+}
+
+#[inline]
+fn sint_field(buf: &mut Vec<u8>, field: u64, v: i64) {
+    key(buf, field, VARINT);
+    varint(buf, zigzag(v));
 }
 
 #[inline]
@@ -191,6 +208,14 @@ fn close_length(buf: &mut Vec<u8>, start: usize, reserve: usize) {
 fn message(buf: &mut Vec<u8>, field: u64, body: impl FnOnce(&mut Vec<u8>)) {
     key(buf, field, LEN);
     length_prefixed(buf, 1, body);
+}
+
+/// A nested message that is likely longer than 127 bytes: room for 2 bytes
+/// of length (up to 16 KiB).
+#[inline]
+fn long_message(buf: &mut Vec<u8>, field: u64, body: impl FnOnce(&mut Vec<u8>)) {
+    key(buf, field, LEN);
+    length_prefixed(buf, 2, body);
 }
 
 /// A `LabelPair` (field 1 of `Metric`), whose length is known up front.
@@ -341,6 +366,134 @@ impl Writer<'_> {
         });
         family_end(buf, mark, unit);
     }
+}
+
+impl Writer<'_> {
+    pub(super) fn protobuf_native_histograms(
+        &mut self,
+        family: &FamilyCore<NativeHistogram>,
+        unit: Option<&str>,
+    ) {
+        let buf = &mut *self.buf;
+        let created = self.created;
+        let mark = family_start(buf, &family.name, &family.help, MetricType::Histogram);
+        let classic = family.config.classic.as_ref();
+        let bounds = classic.map_or(&[][..], |b| &b.bounds[..b.finite]);
+        family.for_each(|histogram| {
+            long_message(buf, field::family::METRIC, |buf| {
+                joined_labels(buf, &family.label_names, histogram.key().labels());
+                let millis = created.then(|| histogram.key().created_millis());
+                super::native::with_snapshot(histogram, |snapshot| {
+                    long_message(buf, field::metric::HISTOGRAM, |buf| {
+                        native_histogram(buf, bounds, snapshot, millis);
+                    });
+                });
+            });
+        });
+        family_end(buf, mark, unit);
+    }
+}
+
+/// The fields of a native histogram, its classic buckets first if it has any.
+fn native_histogram(
+    buf: &mut Vec<u8>,
+    bounds: &[f64],
+    snapshot: &NativeSnapshot<'_>,
+    created: Option<u64>,
+) {
+    let mut cumulative = 0u64;
+    for (&bound, &count) in bounds.iter().zip(snapshot.classic) {
+        cumulative += count;
+        bucket(buf, bound, cumulative);
+    }
+    uint_field(buf, field::histogram::SAMPLE_COUNT, snapshot.count);
+    double_field(buf, field::histogram::SAMPLE_SUM, snapshot.sum);
+    sint_field(buf, field::histogram::SCHEMA, i64::from(snapshot.schema));
+    double_field(
+        buf,
+        field::histogram::ZERO_THRESHOLD,
+        snapshot.zero_threshold,
+    );
+    uint_field(buf, field::histogram::ZERO_COUNT, snapshot.zero_count);
+    let negative = spans(
+        buf,
+        field::histogram::NEGATIVE_SPAN,
+        field::histogram::NEGATIVE_DELTA,
+        snapshot.negative.buckets(),
+    );
+    let positive = spans(
+        buf,
+        field::histogram::POSITIVE_SPAN,
+        field::histogram::POSITIVE_DELTA,
+        snapshot.positive.buckets(),
+    );
+    if !negative && !positive {
+        // No bucket yet: one empty span says that this is a native histogram.
+        span(buf, field::histogram::POSITIVE_SPAN, 0, 0);
+    }
+    if let Some(millis) = created {
+        timestamp(buf, field::histogram::CREATED, millis);
+    }
+}
+
+/// The largest run of empty buckets kept inside a span (as zero deltas,
+/// cheaper than a new span).
+const GAP_IN_SPAN: i32 = 2;
+
+/// Writes the buckets (index, count; by increasing index, none empty) as
+/// spans and deltas: each span after its deltas (the order of the fields
+/// apart does not matter), each count as the difference from the bucket
+/// before it, across spans. Returns whether there was any bucket.
+fn spans(
+    buf: &mut Vec<u8>,
+    span_field: u64,
+    delta_field: u64,
+    buckets: impl Iterator<Item = (i32, u64)>,
+) -> bool {
+    // The open span: its offset (from the previous span's end) and length,
+    // and the index after its last bucket.
+    let mut open: Option<(i32, u32, i32)> = None;
+    let mut previous = 0i64;
+    for (index, count) in buckets {
+        match &mut open {
+            Some((_, length, end)) if index - *end <= GAP_IN_SPAN => {
+                for _ in *end..index {
+                    sint_field(buf, delta_field, -previous);
+                    previous = 0;
+                }
+                *length += (index - *end) as u32 + 1;
+            }
+            Some((offset, length, end)) => {
+                span(buf, span_field, *offset, *length);
+                open = Some((index - *end, 1, 0));
+            }
+            None => open = Some((index, 1, 0)),
+        }
+        if let Some((_, _, end)) = &mut open {
+            *end = index + 1;
+        }
+        sint_field(buf, delta_field, count as i64 - previous);
+        previous = count as i64;
+    }
+    match open {
+        Some((offset, length, _)) => {
+            span(buf, span_field, offset, length);
+            true
+        }
+        None => false,
+    }
+}
+
+/// A `BucketSpan`, whose length is known up front.
+fn span(buf: &mut Vec<u8>, field: u64, offset: i32, length: u32) {
+    let offset = zigzag(i64::from(offset));
+    key(buf, field, LEN);
+    varint(
+        buf,
+        (2 + varint_len(offset) + varint_len(u64::from(length))) as u64,
+    );
+    uint_field(buf, field::span::OFFSET, offset);
+    uint_field(buf, field::span::LENGTH, u64::from(length));
 }
 
 /// The fields of a classic histogram: `count(i)` is bucket `i`'s own count

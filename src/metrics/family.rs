@@ -52,7 +52,8 @@ impl<M: Series> Clone for Family<M> {
 }
 
 /// What a family needs from the metric type it holds. Implemented by
-/// [`Counter`](crate::Counter), [`Gauge`](crate::Gauge) and [`Histogram`](crate::Histogram); not meant to be implemented elsewhere.
+/// [`Counter`](crate::Counter), [`Gauge`](crate::Gauge), [`Histogram`](crate::Histogram) and
+/// [`NativeHistogram`](crate::NativeHistogram); not meant to be implemented elsewhere.
 pub trait Series: Clone + Sealed {
     /// Shared by every series of a family (the bucket bounds of a histogram).
     #[doc(hidden)]

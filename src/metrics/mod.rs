@@ -9,6 +9,7 @@ pub(crate) mod family;
 pub(crate) mod gauge;
 pub(crate) mod histogram;
 pub(crate) mod key;
+pub(crate) mod native;
 pub(crate) mod table;
 
 use crate::Error;
