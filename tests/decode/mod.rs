@@ -255,7 +255,7 @@ fn parse_string(s: &mut &[u8]) -> Vec<u8> {
                         let digits = s[i..]
                             .iter()
                             .take(3)
-                            .take_while(|d| (b'0'..=b'7').contains(d));
+                            .take_while(|&&d| (b'0'..=b'7').contains(&d));
                         let n = digits.clone().count();
                         let v = digits.fold(0u32, |v, d| v * 8 + u32::from(d - b'0'));
                         out.push(v as u8);
