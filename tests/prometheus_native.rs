@@ -1,0 +1,271 @@
+//! A real Prometheus (2.42, `--enable-feature=native-histograms`) scrapes a
+//! test exporter over the protobuf format and stores its native histograms:
+//! `histogram_count` is the number of observations, `histogram_sum` their sum,
+//! and `histogram_quantile(0.5, rate(...[1m]))` is within the schema's relative
+//! error of the true median of a known sample. Classic histograms are still
+//! stored as classic series, and so are the classic buckets of a histogram
+//! that has both, from a job that scrapes the text format.
+//!
+//! Needs `prometheus` (Debian package `prometheus`; `PROMETHEUS` names another
+//! binary), so it is `#[ignore]`d in a plain `cargo test`; the project's test
+//! command runs it. Everything listens on 127.0.0.1 and every wait is bounded.
+
+mod common;
+
+use common::http::Client;
+use promlite::{Answer, Exporter, Format, NativeConfig, Registry};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Prometheus in a scratch directory, killed (and its directory removed) when dropped.
+struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    fn start(name: &str, config: &str) -> Prometheus {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        // A free port: bound, read, let go (Prometheus binds it a moment later).
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let binary = std::env::var("PROMETHEUS").unwrap_or_else(|_| "prometheus".into());
+        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+        let child = Command::new(&binary)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--enable-feature=native-histograms")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {binary}: {e} (Debian package prometheus)"));
+        let mut prometheus = Prometheus { child, addr, dir };
+        prometheus.wait_for("Prometheus to be ready", Duration::from_secs(30), |p| {
+            p.get("/-/ready").is_some_and(|r| r.status == 200)
+        });
+        prometheus
+    }
+
+    fn get(&self, path: &str) -> Option<common::http::Response> {
+        Client::new(self.addr, Duration::from_secs(5))
+            .get(path)
+            .ok()
+    }
+
+    /// Polls `done` every 200 ms until it holds, for at most `limit`.
+    fn wait_for(&mut self, what: &str, limit: Duration, mut done: impl FnMut(&Prometheus) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done(self) {
+            let exited = self.child.try_wait().unwrap();
+            assert!(
+                Instant::now() < deadline && exited.is_none(),
+                "waited {limit:?} for {what} ({exited:?}); Prometheus's log:\n{}",
+                std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The value of an instant query that returns one sample (None if none).
+    fn query(&self, promql: &str) -> Option<f64> {
+        let response = self.get(&format!("/api/v1/query?query={}", percent_encode(promql)))?;
+        let body = response.text();
+        assert_eq!(response.status, 200, "{promql}: {body}");
+        one_value(&body)
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of the single sample of a query's JSON answer (`"value":[t,"v"]`).
+fn one_value(body: &str) -> Option<f64> {
+    let values: Vec<&str> = body
+        .match_indices("\"value\":[")
+        .map(|(i, _)| &body[i..])
+        .collect();
+    assert!(values.len() <= 1, "more than one sample: {body}");
+    let rest = values.first()?;
+    let v = rest.split('"').nth(3)?;
+    Some(match v {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        "NaN" => f64::NAN,
+        v => v.parse().unwrap(),
+    })
+}
+
+/// `n` values spread evenly in log scale over `[lo, hi]` (a known distribution),
+/// in a shuffled order.
+fn log_uniform(n: usize, lo: f64, hi: f64) -> Vec<f64> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            lo * (hi / lo).powf(u)
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs prometheus 2.42 (Debian package prometheus); the test command runs it"]
+fn prometheus_stores_native_histograms_scraped_over_protobuf() {
+    let registry = Arc::new(Registry::new());
+    let native = registry
+        .native_histogram_family(
+            "test_latency_seconds",
+            "Native only, schema 3.",
+            &["path"],
+            &NativeConfig::default(),
+        )
+        .unwrap()
+        .with_labels(&["/"])
+        .unwrap();
+    let both = registry
+        .native_histogram(
+            "test_both_seconds",
+            "Native and classic buckets.",
+            &NativeConfig {
+                classic_buckets: vec![0.01, 0.1, 1.0],
+                ..NativeConfig::default()
+            },
+        )
+        .unwrap();
+    let classic = registry
+        .histogram("test_classic_seconds", "Classic only.", &[0.01, 0.1, 1.0])
+        .unwrap();
+    let text = Arc::clone(&registry);
+    let server = Exporter::new(Arc::clone(&registry))
+        .routes(move |request, body| {
+            // The text format whatever is asked for: a second job's view.
+            (request.path() == "/text").then(|| {
+                promlite::encode(&text, Format::Text, body);
+                Answer::ok(Format::Text.content_type())
+            })
+        })
+        .serve("127.0.0.1:0")
+        .unwrap();
+    let target = server.local_addr();
+    let config = [
+        "global:",
+        "  scrape_interval: 1s",
+        "  scrape_timeout: 1s",
+        "scrape_configs:",
+        "  - job_name: native",
+        "    static_configs: [{targets: ['TARGET']}]",
+        "  - job_name: text",
+        "    metrics_path: /text",
+        "    static_configs: [{targets: ['TARGET']}]",
+        "",
+    ]
+    .join("\n")
+    .replace("TARGET", &target.to_string());
+    let mut prometheus = Prometheus::start("prometheus-native", &config);
+
+    // A first scrape of the empty histograms, so that rate() sees them grow.
+    let count = "histogram_count(test_latency_seconds{job=\"native\"})";
+    prometheus.wait_for("a first scrape", Duration::from_secs(20), |p| {
+        p.query(count) == Some(0.0)
+    });
+    let observations = log_uniform(20_000, 1e-3, 1.0);
+    for &v in &observations {
+        native.observe(v);
+        both.observe(v);
+        classic.observe(v);
+    }
+    let n = observations.len() as f64;
+    let sum = observations.iter().fold(0.0, |s, v| s + v);
+    let mut sorted = observations.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+
+    prometheus.wait_for("the observations", Duration::from_secs(20), |p| {
+        p.query(count) == Some(n)
+    });
+    let stored_sum = prometheus
+        .query("histogram_sum(test_latency_seconds{job=\"native\"})")
+        .unwrap();
+    assert!(
+        (stored_sum - sum).abs() <= sum * 1e-12,
+        "histogram_sum {stored_sum}, the sum {sum}"
+    );
+    let quantile = prometheus
+        .query("histogram_quantile(0.5, rate(test_latency_seconds{job=\"native\"}[1m]))")
+        .unwrap();
+    // Schema 3: buckets 2^(1/8) apart; an estimate inside the true median's
+    // bucket is off by at most that factor less one.
+    let error = 2f64.powf(1.0 / 8.0) - 1.0;
+    assert!(
+        (quantile - median).abs() <= median * error,
+        "histogram_quantile(0.5) {quantile}, the true median {median} (relative error {error})"
+    );
+    println!(
+        "histogram_count {n}, histogram_sum {stored_sum} (sum {sum}), \
+         histogram_quantile(0.5) {quantile} (true median {median}, off by {:.3}%, bound {:.3}%)",
+        (quantile / median - 1.0) * 100.0,
+        error * 100.0
+    );
+    let both_count = prometheus.query("histogram_count(test_both_seconds{job=\"native\"})");
+    assert_eq!(
+        both_count,
+        Some(n),
+        "the histogram with both kinds is native over protobuf"
+    );
+    // Classic series: the classic-only histogram over protobuf, and the classic
+    // buckets of the one with both from the job that scrapes the text format.
+    assert_eq!(
+        prometheus.query("test_classic_seconds_bucket{job=\"native\",le=\"+Inf\"}"),
+        Some(n)
+    );
+    let below = observations.iter().filter(|&&v| v <= 0.1).count() as f64;
+    assert_eq!(
+        prometheus.query("test_classic_seconds_bucket{job=\"native\",le=\"0.1\"}"),
+        Some(below)
+    );
+    prometheus.wait_for("the text job", Duration::from_secs(20), |p| {
+        p.query("test_both_seconds_bucket{job=\"text\",le=\"0.1\"}") == Some(below)
+    });
+    assert_eq!(
+        prometheus.query("test_both_seconds_count{job=\"text\"}"),
+        Some(n)
+    );
+    server.shutdown(Duration::from_secs(1));
+}
