@@ -55,6 +55,9 @@ APP_METRICS = {
     "slpocapp_request_duration_seconds_bucket",
     "slpocapp_request_duration_seconds_sum",
     "slpocapp_request_duration_seconds_count",
+    # The same histogram's native buckets (slpocapp --native-histogram, over
+    # protobuf), which PromQL selects by the family name.
+    "slpocapp_request_duration_seconds",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_virtual_memory_bytes",
@@ -724,7 +727,7 @@ def check_prometheusrule(k: Cluster) -> None:
 
 
 def exported_metric_names() -> set[str] | None:
-    """Sample names in a saved /metrics scrape.
+    """Sample names in a saved /metrics scrape, and its histograms' family names.
 
     Reads the file named by env METRICS_SAMPLE (the body of GET /metrics of the
     running binary, Prometheus text 0.0.4 or OpenMetrics) and returns the set
@@ -737,6 +740,12 @@ def exported_metric_names() -> set[str] | None:
     names = set()
     for line in Path(path).read_text().splitlines():
         line = line.strip()
+        # A histogram's family name too: PromQL selects a native histogram by
+        # it (the protobuf format carries its native buckets; a text scrape
+        # shows only its classic series).
+        t = re.match(r"# TYPE ([a-zA-Z_:][\w:]*) histogram$", line)
+        if t:
+            names.add(t.group(1))
         if not line or line.startswith("#"):
             continue
         m = re.match(r"([a-zA-Z_:][\w:]*)", line)

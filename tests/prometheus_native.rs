@@ -4,7 +4,9 @@
 //! and `histogram_quantile(0.5, rate(...[1m]))` is within the schema's relative
 //! error of the true median of a known sample. Classic histograms are still
 //! stored as classic series, and so are the classic buckets of a histogram
-//! that has both, from a job that scrapes the text format.
+//! that has both, from a job that scrapes the text format. slpocapp with
+//! `--native-histogram` is scraped too, and the dashboard's native panel query
+//! answers.
 //!
 //! Needs `prometheus` (Debian package `prometheus`; `PROMETHEUS` names another
 //! binary), so it is `#[ignore]`d in a plain `cargo test`; the project's test
@@ -12,6 +14,7 @@
 
 mod common;
 
+use common::Slpocapp;
 use common::http::Client;
 use promlite::{Answer, Exporter, Format, NativeConfig, Registry};
 use std::net::{SocketAddr, TcpListener};
@@ -184,6 +187,7 @@ fn prometheus_stores_native_histograms_scraped_over_protobuf() {
         .serve("127.0.0.1:0")
         .unwrap();
     let target = server.local_addr();
+    let app = Slpocapp::start(&["--native-histogram"]);
     let config = [
         "global:",
         "  scrape_interval: 1s",
@@ -194,10 +198,13 @@ fn prometheus_stores_native_histograms_scraped_over_protobuf() {
         "  - job_name: text",
         "    metrics_path: /text",
         "    static_configs: [{targets: ['TARGET']}]",
+        "  - job_name: slpocapp",
+        "    static_configs: [{targets: ['APP']}]",
         "",
     ]
     .join("\n")
-    .replace("TARGET", &target.to_string());
+    .replace("TARGET", &target.to_string())
+    .replace("APP", &app.addr.to_string());
     let mut prometheus = Prometheus::start("prometheus-native", &config);
 
     // A first scrape of the empty histograms, so that rate() sees them grow.
@@ -205,6 +212,14 @@ fn prometheus_stores_native_histograms_scraped_over_protobuf() {
     prometheus.wait_for("a first scrape", Duration::from_secs(20), |p| {
         p.query(count) == Some(0.0)
     });
+    let app_count = "histogram_count(slpocapp_request_duration_seconds{job=\"slpocapp\"})";
+    prometheus.wait_for("a first scrape of slpocapp", Duration::from_secs(20), |p| {
+        p.query(app_count) == Some(0.0)
+    });
+    let requests = 7;
+    for _ in 0..requests {
+        assert_eq!(app.client().get("/").unwrap().status, 200);
+    }
     let observations = log_uniform(20_000, 1e-3, 1.0);
     for &v in &observations {
         native.observe(v);
@@ -266,6 +281,20 @@ fn prometheus_stores_native_histograms_scraped_over_protobuf() {
     assert_eq!(
         prometheus.query("test_both_seconds_count{job=\"text\"}"),
         Some(n)
+    );
+
+    // slpocapp: the requests counted in its native histogram, and the
+    // dashboard's panel on it (manifests/grafana/slpocapp-dashboard.json).
+    prometheus.wait_for("slpocapp's requests", Duration::from_secs(20), |p| {
+        p.query(app_count) == Some(f64::from(requests))
+    });
+    let panel = "histogram_quantile(0.9, sum(rate(slpocapp_request_duration_seconds{namespace=\"test-ns\"}[5m])))";
+    let p90 = prometheus.query(panel).unwrap();
+    assert!(p90 > 0.0 && p90 < 1.0, "the dashboard's native p90: {p90}");
+    println!("slpocapp: {requests} requests, the dashboard's native p90 {p90} s");
+    assert_eq!(
+        prometheus.query("slpocapp_request_operations_total{job=\"slpocapp\"}"),
+        Some(f64::from(requests))
     );
     server.shutdown(Duration::from_secs(1));
 }

@@ -466,3 +466,47 @@ fn pipelined_requests_are_all_answered_in_order() {
         assert_eq!(statuses, [200, 404, 200], "round {round}");
     }
 }
+
+/// The sample names and labels of a text scrape's duration family, values left out.
+fn duration_series(metrics: &str) -> Vec<String> {
+    metrics
+        .lines()
+        .filter(|l| l.contains("slpocapp_request_duration_seconds"))
+        .map(|l| {
+            l.rsplit_once(' ')
+                .map_or(l, |(series, _)| series)
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_native_histogram_flag_keeps_the_text_series_and_adds_native_buckets_over_protobuf() {
+    let seed = Slpocapp::start(&[]);
+    let native = Slpocapp::start(&["--native-histogram"]);
+    for app in [&seed, &native] {
+        for _ in 0..3 {
+            assert_eq!(app.client().get("/").unwrap().status, 200);
+        }
+    }
+    let text = native.metrics();
+    assert_eq!(duration_series(&text), duration_series(&seed.metrics()));
+    assert_eq!(sample_value(&text, COUNT), Some(3.0));
+    let protobuf = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;q=0.3";
+    // A native histogram's zero threshold, 2^-128: field 6 (a double), then its bytes.
+    let threshold = [0x31, 0, 0, 0, 0, 0, 0, 0xf0, 0x37];
+    for (app, native_buckets) in [(&seed, false), (&native, true)] {
+        let scrape = app
+            .client()
+            .request("GET", "/metrics", &[("Accept", protobuf)])
+            .unwrap();
+        assert_eq!(
+            scrape.header("content-type"),
+            Some(
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+            )
+        );
+        let has = scrape.body.windows(threshold.len()).any(|w| w == threshold);
+        assert_eq!(has, native_buckets);
+    }
+}

@@ -19,6 +19,11 @@ Options (each also read from the environment variable shown; a flag wins):
   --max-connections <n>
                        connections open at once, 1 to 1000000 (MAX_CONNECTIONS,
                        default 4096 or the open-files limit less 64)
+  --native-histogram   count the request duration in native buckets as well
+                       (schema 3, at most 160), exposed over protobuf to a
+                       Prometheus run with --enable-feature=native-histograms;
+                       the text formats are unchanged (NATIVE_HISTOGRAM=1,
+                       default off)
   -h, --help           show this help
   -V, --version        show the version
 
@@ -34,6 +39,7 @@ pub struct Config {
     pub work: Duration,
     pub workers: usize,
     pub max_connections: Option<usize>,
+    pub native_histogram: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -53,6 +59,7 @@ pub fn parse(
     let mut work = env("WORK_MS");
     let mut workers = env("WORKERS");
     let mut max_connections = env("MAX_CONNECTIONS");
+    let mut native_histogram = env("NATIVE_HISTOGRAM");
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -64,6 +71,10 @@ pub fn parse(
         let slot = match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
+            "--native-histogram" if inline.is_none() => {
+                native_histogram = Some("1".to_owned());
+                continue;
+            }
             "--port" => &mut port,
             "--bind" => &mut bind,
             "--work-ms" => &mut work,
@@ -90,6 +101,15 @@ pub fn parse(
         max_connections: match max_connections {
             None => None,
             some => Some(number("max-connections", some, 0, 1, 1_000_000)? as usize),
+        },
+        native_histogram: match native_histogram.as_deref().map(str::trim) {
+            None | Some("" | "0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => {
+                return Err(format!(
+                    "invalid NATIVE_HISTOGRAM {other:?}: expected 1, true, 0 or false"
+                ));
+            }
         },
     }))
 }
@@ -136,7 +156,31 @@ mod tests {
                 work: Duration::ZERO,
                 workers: 32,
                 max_connections: None,
+                native_histogram: false,
             }))
+        );
+    }
+
+    #[test]
+    fn the_native_histogram_is_off_unless_asked_for() {
+        let native = |args: &[&str], env: &[(&str, &str)]| match run(args, env) {
+            Ok(Command::Run(c)) => Ok(c.native_histogram),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(native(&[], &[]), Ok(false));
+        assert_eq!(native(&["--native-histogram"], &[]), Ok(true));
+        assert_eq!(native(&[], &[("NATIVE_HISTOGRAM", "1")]), Ok(true));
+        assert_eq!(native(&[], &[("NATIVE_HISTOGRAM", "false")]), Ok(false));
+        assert_eq!(
+            native(&["--native-histogram"], &[("NATIVE_HISTOGRAM", "0")]),
+            Ok(true),
+            "a flag wins"
+        );
+        assert!(native(&[], &[("NATIVE_HISTOGRAM", "yes please")]).is_err());
+        assert!(
+            native(&["--native-histogram=1"], &[]).is_err(),
+            "it takes no value"
         );
     }
 

@@ -8,7 +8,9 @@ mod config;
 mod signals;
 
 use config::{Command, Config, USAGE};
-use promlite::{Answer, Counter, Exporter, Histogram, Method, Request};
+use promlite::{
+    Answer, Counter, Exporter, Histogram, Method, NativeConfig, NativeHistogram, Request,
+};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -67,7 +69,8 @@ fn run(config: &Config, termination: &signals::Termination) -> Result<ExitCode, 
     raise_fd_limit();
     let pod = pod_name();
     let namespace = namespace();
-    let app = App::new(&pod, &namespace, config.work).map_err(|e| e.to_string())?;
+    let app = App::new(&pod, &namespace, config.work, config.native_histogram)
+        .map_err(|e| e.to_string())?;
     let addr = (config.bind, config.port);
     let mut exporter = Exporter::default_registry()
         .workers(config.workers)
@@ -79,11 +82,16 @@ fn run(config: &Config, termination: &signals::Termination) -> Result<ExitCode, 
         .serve(addr)
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.bind, config.port))?;
     eprintln!(
-        "slpocapp {VERSION} listening on {} (pod {pod}, namespace {namespace}, work {} ms, {} workers, at most {} connections)",
+        "slpocapp {VERSION} listening on {} (pod {pod}, namespace {namespace}, work {} ms, {} workers, at most {} connections{})",
         server.local_addr(),
         config.work.as_millis(),
         config.workers,
-        server.max_connections()
+        server.max_connections(),
+        if config.native_histogram {
+            ", native histogram"
+        } else {
+            ""
+        }
     );
     loop {
         if let Some(signal) = termination.wait(Duration::from_millis(200)) {
@@ -112,12 +120,36 @@ fn run(config: &Config, termination: &signals::Termination) -> Result<ExitCode, 
 struct App {
     pod: String,
     requests: Counter,
-    duration: Histogram,
+    duration: RequestDuration,
     work: Duration,
 }
 
+/// The seed's buckets of the request duration, in seconds.
+const DURATION_BUCKETS: [f64; 5] = [1.0, 2.0, 5.0, 6.0, 10.0];
+
+/// The request duration: the seed's classic histogram, or (`--native-histogram`)
+/// one with native buckets as well, under the same name and classic buckets.
+enum RequestDuration {
+    Classic(Histogram),
+    Native(NativeHistogram),
+}
+
+impl RequestDuration {
+    fn observe(&self, seconds: f64) {
+        match self {
+            RequestDuration::Classic(h) => h.observe(seconds),
+            RequestDuration::Native(h) => h.observe(seconds),
+        }
+    }
+}
+
 impl App {
-    fn new(pod: &str, namespace: &str, work: Duration) -> Result<App, promlite::Error> {
+    fn new(
+        pod: &str,
+        namespace: &str,
+        work: Duration,
+        native: bool,
+    ) -> Result<App, promlite::Error> {
         let registry = promlite::default_registry();
         registry.register_process_metrics()?;
         let labels = [namespace, pod];
@@ -128,14 +160,22 @@ impl App {
                 &["namespace", "pod"],
             )?
             .with_labels(&labels)?;
-        let duration = registry
-            .histogram_family(
-                "slpocapp_request_duration_seconds",
-                "Histogram for the duration in seconds.",
-                &["namespace", "pod"],
-                &[1.0, 2.0, 5.0, 6.0, 10.0],
-            )?
-            .with_labels(&labels)?;
+        let (name, help) = (
+            "slpocapp_request_duration_seconds",
+            "Histogram for the duration in seconds.",
+        );
+        let label_names = ["namespace", "pod"];
+        let duration = if native {
+            let config = NativeConfig {
+                classic_buckets: DURATION_BUCKETS.to_vec(),
+                ..NativeConfig::default()
+            };
+            let family = registry.native_histogram_family(name, help, &label_names, &config)?;
+            RequestDuration::Native(family.with_labels(&labels)?)
+        } else {
+            let family = registry.histogram_family(name, help, &label_names, &DURATION_BUCKETS)?;
+            RequestDuration::Classic(family.with_labels(&labels)?)
+        };
         Ok(App {
             pod: pod.to_owned(),
             requests,
@@ -153,7 +193,7 @@ impl App {
             body.extend_from_slice(b"method not allowed\n");
             return Some(Answer::method_not_allowed("GET, HEAD"));
         }
-        let timer = self.duration.start_timer();
+        let started = Instant::now();
         if !self.work.is_zero() {
             std::thread::sleep(self.work);
         }
@@ -169,7 +209,7 @@ impl App {
             now.subsec_micros()
         );
         self.requests.inc();
-        drop(timer);
+        self.duration.observe(started.elapsed().as_secs_f64());
         Some(Answer::ok("application/json"))
     }
 }
