@@ -7,7 +7,9 @@
 //! min-max over rounds. The contended cases also read each thread's CPU time
 //! (/proc/thread-self/schedstat), to show that both threads really ran at once.
 //! A counting global allocator gives allocations per warm scrape and heap bytes per
-//! series. `BENCH_ROUNDS` (default 15) sets the number of rounds.
+//! series. `BENCH_ROUNDS` (default 15) sets the number of rounds; `BENCH_ONLY=word`
+//! runs only the cases named with it (`kept`, `labeled`, `observe`, `native`,
+//! `contended`, `encode`, `memory`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -445,6 +447,97 @@ fn main() {
         });
     }
 
+    // --- native histogram observe (schema 3, at most 160 buckets), against
+    // promlite's classic observe and prometheus-client's native histogram
+    // (the prometheus crate has none); one thread, then two at once.
+    if wanted("native") {
+        use prometheus_client::metrics::histogram::NativeHistogramConfig;
+        let registry = promlite::Registry::new();
+        let classic = registry.histogram("h_seconds", "h", &BUCKETS).unwrap();
+        let native = registry
+            .native_histogram("n_seconds", "n", &promlite::NativeConfig::default())
+            .unwrap();
+        let client = prometheus_client::metrics::histogram::Histogram::new_native(
+            NativeHistogramConfig::with_schema(3).max_buckets(160),
+        );
+        let values = observations();
+        let s = interleaved(&mut [
+            (
+                "promlite native",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        black_box(&native).observe(values[i % 64]);
+                    }
+                }),
+            ),
+            (
+                "promlite classic",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        black_box(&classic).observe(values[i % 64]);
+                    }
+                }),
+            ),
+            (
+                "prometheus-client native",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        black_box(&client).observe(values[i % 64]);
+                    }
+                }),
+            ),
+        ]);
+        rows.push(Row {
+            case: "native histogram observe (schema 3, 160 buckets)".into(),
+            promlite: fmt(s[0]),
+            prometheus: "(no native histograms)".into(),
+            client: fmt(s[2]),
+            ratio: format!(
+                "{:.2}x promlite classic ({}); {:.2}x prometheus-client",
+                s[0].median / s[1].median,
+                fmt(s[1]),
+                s[0].median / s[2].median
+            ),
+            target: "<= 1.5x classic, < 1x prometheus-client".into(),
+        });
+
+        let native_op = |n: u64| {
+            for i in 0..n as usize {
+                native.observe(values[i % 64]);
+            }
+        };
+        let classic_op = |n: u64| {
+            for i in 0..n as usize {
+                classic.observe(values[i % 64]);
+            }
+        };
+        let client_op = |n: u64| {
+            for i in 0..n as usize {
+                client.observe(values[i % 64]);
+            }
+        };
+        let c = interleaved_two_threads(&[
+            ("promlite native", &native_op),
+            ("promlite classic", &classic_op),
+            ("prometheus-client native", &client_op),
+        ]);
+        rows.push(Row {
+            case: "native histogram observe, 2 threads at once".into(),
+            promlite: format!("{} [parallel {:.2}]", fmt(c[0].0), c[0].1),
+            prometheus: "(no native histograms)".into(),
+            client: format!("{} [parallel {:.2}]", fmt(c[2].0), c[2].1),
+            ratio: format!(
+                "{:.2}x promlite classic ({} [parallel {:.2}]); {:.2}x prometheus-client",
+                c[0].0.median / c[1].0.median,
+                fmt(c[1].0),
+                c[1].1,
+                c[0].0.median / c[2].0.median
+            ),
+            target: "<= 1.5x classic, < 1x prometheus-client".into(),
+        });
+        black_box((&native, &classic, &client));
+    }
+
     // --- the same counter from 2 threads at once.
     if wanted("contended") {
         let registry = promlite::Registry::new();
@@ -554,6 +647,7 @@ fn main() {
 
         let mut ours_text = Vec::new();
         let mut ours_om = Vec::new();
+        let mut ours_pb = Vec::new();
         let mut theirs_buf = String::new();
         let mut client_buf = String::new();
         let encoder = prometheus::TextEncoder::new();
@@ -564,6 +658,10 @@ fn main() {
         let mut ours_om_scrape = || {
             ours_om.clear();
             promlite::encode_openmetrics(&ours, &mut ours_om);
+        };
+        let mut ours_pb_scrape = || {
+            ours_pb.clear();
+            promlite::encode(&ours, promlite::Format::Protobuf, &mut ours_pb);
         };
         let mut theirs_scrape = || {
             theirs_buf.clear();
@@ -587,6 +685,7 @@ fn main() {
             allocations(&mut ours_om_scrape),
             allocations(&mut theirs_scrape),
             allocations(&mut client_scrape),
+            allocations(&mut ours_pb_scrape),
         ];
         let s = interleaved(&mut [
             (
@@ -605,6 +704,10 @@ fn main() {
                 "promlite openmetrics",
                 Box::new(|n| (0..n).for_each(|_| ours_om_scrape())),
             ),
+            (
+                "promlite protobuf",
+                Box::new(|n| (0..n).for_each(|_| ours_pb_scrape())),
+            ),
         ]);
         let faster = s[1].median.min(s[2].median);
         rows.push(Row {
@@ -620,14 +723,29 @@ fn main() {
             target: "<= 0.5x".into(),
         });
         rows.push(Row {
+            case: format!("encode {COUNTERS} counter + {HISTOGRAMS} histogram series, protobuf"),
+            promlite: fmt(s[4]),
+            prometheus: String::new(),
+            client: String::new(),
+            ratio: format!(
+                "{:.2}x promlite text ({:.2}x OpenMetrics)",
+                s[4].median / s[0].median,
+                s[4].median / s[3].median
+            ),
+            target: "<= 1x text".into(),
+        });
+        rows.push(Row {
             case: "heap allocations per warm scrape".into(),
-            promlite: format!("{} text, {} OpenMetrics", allocs[0], allocs[1]),
+            promlite: format!(
+                "{} text, {} OpenMetrics, {} protobuf",
+                allocs[0], allocs[1], allocs[4]
+            ),
             prometheus: allocs[2].to_string(),
             client: allocs[3].to_string(),
             ratio: String::new(),
             target: "0".into(),
         });
-        black_box((&ours_text, &ours_om, &theirs_buf, &client_buf));
+        black_box((&ours_text, &ours_om, &ours_pb, &theirs_buf, &client_buf));
     }
 
     // --- heap bytes per counter series (2 labels: namespace and a 19-byte pod name).
@@ -685,6 +803,63 @@ fn main() {
             target: "<= 100".into(),
         });
         black_box((&ours_registry, &theirs_vec, &client_family));
+    }
+
+    // --- heap bytes per native histogram series holding 160 buckets.
+    if wanted("native") || wanted("memory") {
+        use prometheus_client::metrics::histogram::{Histogram, NativeHistogramConfig};
+        const SERIES: usize = 1_000;
+        let pods: Vec<String> = (0..SERIES).map(pod).collect();
+        // The middles of 160 neighbouring buckets of schema 3 (20 powers of two).
+        let values: Vec<f64> = (0..160)
+            .map(|k| 1e-6 * 2f64.powf((k as f64 + 0.5) / 8.0))
+            .collect();
+        let measure = |fill: &dyn Fn()| {
+            let before = LIVE_BYTES.load(Relaxed);
+            fill();
+            (LIVE_BYTES.load(Relaxed) - before) as f64 / SERIES as f64
+        };
+        let ours_registry = promlite::Registry::new();
+        let ours = measure(&|| {
+            let f = ours_registry
+                .native_histogram_family(
+                    "duration_seconds",
+                    "d",
+                    &["namespace", "pod"],
+                    &promlite::NativeConfig::default(),
+                )
+                .unwrap();
+            for p in &pods {
+                let h = f.with_labels(&[NAMESPACE, p]).unwrap();
+                values.iter().for_each(|&v| h.observe(v));
+            }
+        });
+        let client_family = std::cell::RefCell::new(None);
+        let client = measure(&|| {
+            let f = prometheus_client::metrics::family::Family::<pc::Labels, Histogram>::new_with_constructor(
+                || Histogram::new_native(NativeHistogramConfig::with_schema(3).max_buckets(160)),
+            );
+            for p in &pods {
+                let labels = pc::Labels {
+                    namespace: NAMESPACE.into(),
+                    pod: p.clone(),
+                };
+                let h = f.get_or_create(&labels);
+                values.iter().for_each(|&v| h.observe(v));
+            }
+            *client_family.borrow_mut() = Some(f);
+        });
+        rows.push(Row {
+            case: format!(
+                "heap bytes per native histogram series, 160 buckets ({SERIES} series, one observing thread)"
+            ),
+            promlite: format!("{ours:.0}"),
+            prometheus: "(no native histograms)".into(),
+            client: format!("{client:.0}"),
+            ratio: format!("{:.2}x prometheus-client", ours / client),
+            target: "(reported)".into(),
+        });
+        black_box((&ours_registry, &client_family));
     }
 
     println!(

@@ -209,8 +209,8 @@ pub struct NativeHistogram {
     pub(crate) inner: Arc<NativeSeries>,
 }
 
-/// Stripe slots come in chunks of 16, each allocated when a thread of its
-/// range first observes the series.
+/// Stripe slots come in chunks of 16: the first in the series itself, the
+/// others allocated when a thread of their range first observes the series.
 const CHUNK: usize = 16;
 const CHUNKS: usize = 4;
 /// How many threads can hold a stripe of their own at once.
@@ -231,7 +231,8 @@ pub(crate) struct NativeSeries {
     classic_finite: usize,
     classic: usize,
     octaves: &'static [Octave; 8],
-    chunks: [OnceLock<Chunk>; CHUNKS],
+    first: [OnceLock<Box<Stripe>>; CHUNK],
+    more: [OnceLock<Chunk>; CHUNKS - 1],
     shared: OnceLock<Box<Stripe>>,
     /// The label values and the creation time; see `family.rs`.
     pub(crate) key: SeriesKey,
@@ -262,8 +263,10 @@ struct Stripe {
     served: AtomicU64,
     /// Odd while the writer is copying to `published`.
     published_seq: AtomicU64,
-    /// The classic counts, then the positive window.
-    counts: Box<[AtomicU64]>,
+    /// The classic counts (none without classic buckets).
+    classic: Box<[AtomicU64]>,
+    /// The positive window.
+    positive: Box<[AtomicU64]>,
     /// The negative window, made at the first negative observation.
     negative: OnceLock<Box<[AtomicU64]>>,
     /// The copy made for a scrape, in the layout of [`HEADER`] and after.
@@ -299,7 +302,8 @@ impl Stripe {
             request: AtomicU64::new(0),
             served: AtomicU64::new(0),
             published_seq: AtomicU64::new(0),
-            counts: zeroed(series.classic + series.width),
+            classic: zeroed(series.classic),
+            positive: zeroed(series.width),
             negative: OnceLock::new(),
             published: OnceLock::new(),
         })
@@ -316,9 +320,12 @@ impl Stripe {
         out[5] = self.schema.load(Ordering::Relaxed) as i64 as u64;
         out[6] = self.positive_base.load(Ordering::Relaxed) as i64 as u64;
         out[7] = self.negative_base.load(Ordering::Relaxed) as i64 as u64;
-        let counts = &mut out[HEADER..];
-        let (live, negative) = counts.split_at_mut(self.counts.len());
-        for (o, w) in live.iter_mut().zip(&*self.counts) {
+        let (classic, counts) = out[HEADER..].split_at_mut(self.classic.len());
+        let (positive, negative) = counts.split_at_mut(width);
+        for (o, w) in classic.iter_mut().zip(&*self.classic) {
+            *o = load(w);
+        }
+        for (o, w) in positive.iter_mut().zip(&*self.positive) {
             *o = load(w);
         }
         match self.negative.get() {
@@ -416,7 +423,8 @@ impl NativeHistogram {
                 classic_finite,
                 classic,
                 octaves: &OCTAVES,
-                chunks: std::array::from_fn(|_| OnceLock::new()),
+                first: std::array::from_fn(|_| OnceLock::new()),
+                more: std::array::from_fn(|_| OnceLock::new()),
                 shared: OnceLock::new(),
                 key,
             }),
@@ -470,9 +478,18 @@ impl NativeHistogram {
 impl NativeSeries {
     #[inline]
     fn own_stripe(&self, slot: usize) -> &Stripe {
-        let chunk =
-            self.chunks[slot / CHUNK].get_or_init(|| (0..CHUNK).map(|_| OnceLock::new()).collect());
-        chunk[slot % CHUNK].get_or_init(|| Stripe::new(self))
+        let stripe = match self.first.get(slot) {
+            Some(stripe) => stripe,
+            None => self.more_stripe(slot),
+        };
+        stripe.get_or_init(|| Stripe::new(self))
+    }
+
+    #[cold]
+    fn more_stripe(&self, slot: usize) -> &OnceLock<Box<Stripe>> {
+        let chunk = self.more[(slot / CHUNK - 1) % (CHUNKS - 1)]
+            .get_or_init(|| (0..CHUNK).map(|_| OnceLock::new()).collect());
+        &chunk[slot % CHUNK]
     }
 
     /// An observation by a thread without a stripe of its own: the shared
@@ -508,7 +525,9 @@ impl NativeSeries {
     #[inline]
     fn record(&self, stripe: &Stripe, v: f64) {
         if self.classic > 0 {
-            bump(&stripe.counts[self.classic_index(v)]);
+            if let Some(count) = stripe.classic.get(self.classic_index(v)) {
+                bump(count);
+            }
         }
         let sum = f64::from_bits(stripe.sum.load(Ordering::Relaxed)) + v;
         stripe.sum.store(sum.to_bits(), Ordering::Relaxed);
@@ -518,18 +537,14 @@ impl NativeSeries {
         } else if magnitude < f64::INFINITY {
             let schema = stripe.schema.load(Ordering::Relaxed);
             let k = index(magnitude, schema, self.octaves);
-            let positive = v > 0.0;
-            let (window, base) = if positive {
-                (&stripe.counts[self.classic..], &stripe.positive_base)
-            } else if let Some(negative) = stripe.negative.get() {
-                (&negative[..], &stripe.negative_base)
+            if v > 0.0 {
+                let at = stripe.positive_base.load(Ordering::Relaxed);
+                match slot_of(k, at).and_then(|i| stripe.positive.get(i)) {
+                    Some(count) => bump(count),
+                    None => self.place(stripe, k, true),
+                }
             } else {
-                return self.place(stripe, k, positive);
-            };
-            let i = (i64::from(k) - i64::from(base.load(Ordering::Relaxed))) as u64;
-            match window.get(i as usize) {
-                Some(count) if i < self.width as u64 => bump(count),
-                _ => self.place(stripe, k, positive),
+                self.record_negative(stripe, k);
             }
         } else if magnitude == f64::INFINITY {
             bump(if v > 0.0 {
@@ -539,6 +554,17 @@ impl NativeSeries {
             });
         } else {
             bump(&stripe.nan);
+        }
+    }
+
+    /// A negative observation of bucket `k`, the same way, in its own window.
+    #[inline(never)]
+    fn record_negative(&self, stripe: &Stripe, k: i32) {
+        let at = stripe.negative_base.load(Ordering::Relaxed);
+        let window = stripe.negative.get();
+        match slot_of(k, at).and_then(|i| window?.get(i)) {
+            Some(count) => bump(count),
+            None => self.place(stripe, k, false),
         }
     }
 
@@ -600,7 +626,7 @@ impl NativeSeries {
             }
             for positive in [true, false] {
                 let (window, base) = match (positive, stripe.negative.get()) {
-                    (true, _) => (&stripe.counts[self.classic..], &stripe.positive_base),
+                    (true, _) => (&stripe.positive[..], &stripe.positive_base),
                     (false, Some(n)) => (&n[..], &stripe.negative_base),
                     (false, None) => continue,
                 };
@@ -617,7 +643,7 @@ impl NativeSeries {
     /// A sign's window and the index of its first slot.
     fn window<'s>(&self, stripe: &'s Stripe, positive: bool) -> (&'s [AtomicU64], &'s AtomicI32) {
         if positive {
-            (&stripe.counts[self.classic..], &stripe.positive_base)
+            (&stripe.positive[..], &stripe.positive_base)
         } else {
             let window = stripe.negative.get_or_init(|| zeroed(self.width));
             (window, &stripe.negative_base)
@@ -661,7 +687,8 @@ impl NativeSeries {
         let negative = stripe.negative.get();
         let words = header
             .into_iter()
-            .chain(stripe.counts.iter().map(load))
+            .chain(stripe.classic.iter().map(load))
+            .chain(stripe.positive.iter().map(load))
             .chain((0..self.width).map(|i| negative.map_or(0, |n| load(&n[i]))));
         for (p, w) in published.iter().zip(words) {
             p.store(w, Ordering::Relaxed);
@@ -675,10 +702,15 @@ impl NativeSeries {
 
     /// Every stripe in use, in slot order, the shared one last.
     fn stripes(&self) -> impl Iterator<Item = &Stripe> {
-        self.chunks
+        let more = self
+            .more
             .iter()
             .filter_map(OnceLock::get)
-            .flat_map(|chunk| chunk.iter().filter_map(OnceLock::get))
+            .flat_map(|c| c.iter());
+        self.first
+            .iter()
+            .chain(more)
+            .filter_map(OnceLock::get)
             .chain(self.shared.get())
             .map(|s| &**s)
     }
@@ -695,6 +727,13 @@ impl NativeSeries {
         }
         merge(scratch, stripes, words, self)
     }
+}
+
+/// The slot of bucket `k` in a window that starts at bucket `at`, if `k` is
+/// not below it (the window's length says whether it is above).
+#[inline]
+fn slot_of(k: i32, at: i32) -> Option<usize> {
+    usize::try_from(i64::from(k) - i64::from(at)).ok()
 }
 
 /// The first and last slot of `window` that count anything.

@@ -29,12 +29,16 @@ pub(crate) const MAX_SCHEMA: i32 = 8;
 /// The boundaries of one schema `s >= 1` within `[1, 2]`, and the slices' table.
 #[derive(Debug)]
 pub(crate) struct Octave {
-    /// `bounds[j]` is the largest `f64` at or below `2^(j/2^s)`, `j` in `0..=2^s`.
-    pub(crate) bounds: Box<[f64]>,
+    /// `bounds[j]` is the largest `f64` at or below `2^(j/2^s)`, `j` in `0..=2^s`
+    /// (of a fixed size, so that a masked index needs no bounds check).
+    pub(crate) bounds: [f64; TABLE],
     /// For each of the `2^(s+1)` slices of `[1, 2)`, the least `j >= 1` with
     /// `bounds[j]` at or above the slice's start.
-    first: Box<[u16]>,
+    first: [u16; TABLE],
 }
+
+/// Room for the 2^9 slices of schema 8 (and its 257 boundaries).
+const TABLE: usize = 512;
 
 /// The octaves of the schemas 1 to 8 (index `s - 1`).
 pub(crate) static OCTAVES: LazyLock<[Octave; 8]> =
@@ -47,8 +51,9 @@ impl Octave {
     fn new(schema: u32) -> Octave {
         let roots = roots();
         let n = 1usize << schema;
-        let bounds: Box<[f64]> = (0..=n)
-            .map(|j| {
+        let mut bounds = [f64::INFINITY; TABLE];
+        for (j, bound) in bounds.iter_mut().enumerate().take(n + 1) {
+            *bound = {
                 // 2^(j/2^s) = the product of 2^(2^i/2^s) = roots[s - i] over the bits i of j.
                 let mut product = Dd(1.0, 0.0);
                 for i in 0..=schema {
@@ -57,15 +62,14 @@ impl Octave {
                     }
                 }
                 product.below()
-            })
-            .collect();
+            };
+        }
         let slices = 1usize << (schema + 1);
-        let first = (0..slices)
-            .map(|t| {
-                let start = 1.0 + t as f64 / slices as f64;
-                (1..=n).find(|&j| bounds[j] >= start).unwrap_or(n) as u16
-            })
-            .collect();
+        let mut first = [0u16; TABLE];
+        for (t, first) in first.iter_mut().enumerate().take(slices) {
+            let start = 1.0 + t as f64 / slices as f64;
+            *first = (1..=n).find(|&j| bounds[j] >= start).unwrap_or(n) as u16;
+        }
         Octave { bounds, first }
     }
 }
@@ -135,12 +139,13 @@ pub(crate) fn index(v: f64, schema: i32, octaves: &[Octave; 8]) -> i32 {
         (top - 1074, (m << (MANTISSA_BITS as i32 - top)) & MANTISSA)
     };
     if schema > 0 {
-        let octave = &octaves[schema as usize - 1];
+        // (The masks change nothing but spare the bounds checks.)
+        let octave = &octaves[(schema as usize - 1) & 7];
         let j = if mantissa == 0 {
             0 // v is a power of two: the upper bound of its bucket
         } else {
             let slice = (mantissa >> (MANTISSA_BITS - schema as u32 - 1)) as usize;
-            let j = usize::from(octave.first[slice]);
+            let j = usize::from(octave.first[slice & (TABLE - 1)]) & (TABLE - 1);
             let m = f64::from_bits((1023 << MANTISSA_BITS) | mantissa);
             j + usize::from(m > octave.bounds[j])
         };

@@ -407,7 +407,7 @@ fn memory_is_fixed_when_the_series_is_made() {
     }
     let series = &*h.inner;
     for stripe in series.stripes() {
-        assert_eq!(stripe.counts.len(), 20);
+        assert_eq!(stripe.positive.len(), 20);
         assert_eq!(stripe.negative.get().unwrap().len(), 20);
     }
     let s = seen(&h);
