@@ -52,6 +52,7 @@ mod tiny;
 pub use encoding::{Format, Samples};
 pub use error::Error;
 pub use metrics::counter::Counter;
+pub use metrics::exemplar::EXEMPLAR_LABELS_MAX_CHARS;
 pub use metrics::family::{DEFAULT_SERIES_LIMIT, Family, Series};
 pub use metrics::gauge::Gauge;
 pub use metrics::histogram::{
