@@ -113,8 +113,11 @@ fn prometheus_stores_the_exemplars_exactly() {
         .histogram("wait_seconds", "Waits.", &[0.1, 1.0])
         .unwrap();
     wait.observe(0.05);
-    wait.observe_with_exemplar(0.25, &[("trace_id", "abc"), ("span_id", "00f067aa0ba902b7")])
-        .unwrap();
+    wait.observe_with_exemplar(
+        0.25,
+        &[("trace_id", "abc"), ("span_id", "00f067aa0ba902b7")],
+    )
+    .unwrap();
     let server = Exporter::new(Arc::clone(&registry))
         .serve("127.0.0.1:0")
         .unwrap();
