@@ -40,6 +40,7 @@
 
 mod encoding;
 mod error;
+mod gzip;
 mod metrics;
 mod process;
 mod registry;
@@ -50,6 +51,7 @@ mod tiny;
 
 pub use encoding::{Format, Samples, encode, encode_openmetrics, encode_text, write_to};
 pub use error::Error;
+pub use gzip::{Gzip, gzip};
 pub use metrics::counter::Counter;
 pub use metrics::family::{DEFAULT_SERIES_LIMIT, Family, Series};
 pub use metrics::gauge::Gauge;

@@ -1,0 +1,805 @@
+//! gzip (RFC 1952) around DEFLATE (RFC 1951), with std only, tuned for what
+//! scrape bodies look like: lines that repeat a metric name and a label set
+//! and differ in a few digits.
+//!
+//! * **Matching** is greedy LZ77 over a 32 KiB window. Each position first
+//!   tries the distance of the last match (in exposition text the previous line
+//!   usually has the same length, so the same distance continues the match
+//!   after a differing digit), then a table of the last position of each hashed
+//!   4-byte prefix. Matches are extended 8 bytes at a time, and backwards over
+//!   the pending literals. A long stretch without a match is scanned with a
+//!   growing step, so incompressible input costs little.
+//! * **Blocks** (about 128 KiB of input each) get Huffman codes of their own,
+//!   built from their symbol counts and limited to 15 bits (7 for the code
+//!   length code); a block goes out with fixed codes or stored when that is
+//!   smaller.
+//! * **Memory**: a [`Gzip`] keeps its hash table and its list of matches
+//!   between calls, so a warm compression allocates nothing but what the output
+//!   buffer may need to grow.
+
+/// Compresses `input` as one gzip member and appends it to `out`.
+///
+/// Allocates the compressor's tables for this call; to compress many bodies,
+/// keep a [`Gzip`] instead.
+///
+/// ```
+/// let text = "requests_total{pod=\"a\"} 1\n".repeat(100);
+/// let mut zipped = Vec::new();
+/// promlite::gzip(text.as_bytes(), &mut zipped);
+/// assert_eq!(&zipped[..2], &[0x1f, 0x8b]);
+/// assert!(zipped.len() < text.len() / 10);
+/// ```
+pub fn gzip(input: &[u8], out: &mut Vec<u8>) {
+    Gzip::new().compress(input, out);
+}
+
+/// A gzip compressor that keeps its scratch memory (a 64 KiB hash table and
+/// the matches of a block) from one call to the next.
+///
+/// The output depends only on the input: the same bytes compress to the same
+/// bytes, whatever was compressed before.
+///
+/// ```
+/// let mut gz = promlite::Gzip::new();
+/// let mut zipped = Vec::new();
+/// for body in ["a counter 1\n".repeat(200), "a gauge 2.5\n".repeat(300)] {
+///     zipped.clear();
+///     gz.compress(body.as_bytes(), &mut zipped);
+///     assert!(zipped.len() < body.len() / 10);
+/// }
+/// ```
+#[derive(Default)]
+pub struct Gzip {
+    /// The last position (mod 2^32) at which each hashed 4-byte prefix was seen.
+    table: Vec<u32>,
+    /// The current block's sequences: literals, then a match.
+    seqs: Vec<Seq>,
+}
+
+impl std::fmt::Debug for Gzip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gzip").finish_non_exhaustive()
+    }
+}
+
+/// Run of literals, then a match (`len` 0: none, only at the end of the input).
+#[derive(Clone, Copy)]
+struct Seq {
+    literals: u32,
+    len: u16,
+    dist: u16,
+}
+
+const WINDOW: usize = 32 * 1024;
+const MIN_MATCH: usize = 4;
+const MAX_MATCH: usize = 258;
+const HASH_BITS: u32 = 14;
+/// A block ends at the first match after this much input...
+const BLOCK_INPUT: usize = 128 * 1024;
+/// ... or after this many sequences.
+const BLOCK_SEQS: usize = 16 * 1024;
+/// The largest length of a stored block.
+const STORED_MAX: usize = 65_535;
+/// Input without any match ends its block after this much.
+const LITERAL_BLOCK: usize = 4 * STORED_MAX;
+
+impl Gzip {
+    /// A compressor; its tables are allocated by the first compression.
+    pub fn new() -> Gzip {
+        Gzip::default()
+    }
+
+    /// Compresses `input` as one gzip member (RFC 1952: a header without name
+    /// or time, the DEFLATE data, CRC-32 and length) and appends it to `out`.
+    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        // ID1 ID2, CM = deflate, no flags, no modification time, XFL = fastest
+        // algorithm, OS = unknown.
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255]);
+        self.deflate(input, out);
+        out.extend_from_slice(&crc32(input).to_le_bytes());
+        out.extend_from_slice(&(input.len() as u32).to_le_bytes());
+    }
+
+    /// Appends the raw DEFLATE stream of `input` (RFC 1951) to `out`.
+    fn deflate(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        self.table.clear();
+        self.table.resize(1 << HASH_BITS, 0);
+        self.seqs.clear();
+        let table = &mut self.table[..];
+        let seqs = &mut self.seqs;
+        let mut bits = Bits::default();
+        let n = input.len();
+        // The matcher reads 8 bytes at a time; the last bytes are literals.
+        let limit = n.saturating_sub(8);
+        let mut ip = 0;
+        let mut anchor = 0;
+        let mut block_start = 0;
+        let mut rep = 0usize;
+        while ip < limit {
+            let cur = read32(input, ip);
+            let h = hash(cur);
+            let mut cand = usize::MAX;
+            if rep != 0 && rep <= ip && read32(input, ip - rep) == cur {
+                cand = ip - rep;
+            } else {
+                let dist = (ip as u32).wrapping_sub(table[h]) as usize;
+                if dist.wrapping_sub(1) < WINDOW && dist <= ip && read32(input, ip - dist) == cur {
+                    cand = ip - dist;
+                }
+            }
+            table[h] = ip as u32;
+            if cand == usize::MAX {
+                // Past a long run of literals, look at fewer positions.
+                ip += 1 + ((ip - anchor) >> 6);
+                if ip - block_start >= LITERAL_BLOCK {
+                    // A block of literals only (likely stored: a whole number
+                    // of stored blocks' worth).
+                    let end = block_start + LITERAL_BLOCK;
+                    seqs.push(Seq {
+                        literals: (end - anchor) as u32,
+                        len: 0,
+                        dist: 0,
+                    });
+                    anchor = end;
+                    write_block(&input[block_start..anchor], seqs, false, &mut bits, out);
+                    seqs.clear();
+                    block_start = anchor;
+                }
+                continue;
+            }
+            // Extend backwards over the pending literals, then forwards.
+            let mut start = ip;
+            let mut from = cand;
+            let back_limit = anchor.max(ip.saturating_sub(MAX_MATCH - MIN_MATCH));
+            while start > back_limit && from > 0 && input[start - 1] == input[from - 1] {
+                start -= 1;
+                from -= 1;
+            }
+            let end = extend(
+                input,
+                cand + MIN_MATCH,
+                ip + MIN_MATCH,
+                n.min(start + MAX_MATCH),
+            );
+            let dist = ip - cand;
+            rep = dist;
+            seqs.push(Seq {
+                literals: (start - anchor) as u32,
+                len: (end - start) as u16,
+                dist: dist as u16,
+            });
+            // Remember two positions near the match's end for what follows.
+            for p in [end - 2, end - 1] {
+                if p + 4 <= n && p > ip {
+                    table[hash(read32(input, p))] = p as u32;
+                }
+            }
+            ip = end;
+            anchor = end;
+            if anchor - block_start >= BLOCK_INPUT || seqs.len() >= BLOCK_SEQS {
+                write_block(&input[block_start..anchor], seqs, false, &mut bits, out);
+                seqs.clear();
+                block_start = anchor;
+            }
+        }
+        if anchor < n {
+            seqs.push(Seq {
+                literals: (n - anchor) as u32,
+                len: 0,
+                dist: 0,
+            });
+        }
+        write_block(&input[block_start..], seqs, true, &mut bits, out);
+        bits.align(out);
+    }
+}
+
+#[inline(always)]
+fn read32(b: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
+#[inline(always)]
+fn read64(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+#[inline(always)]
+fn hash(v: u32) -> usize {
+    (v.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize
+}
+
+/// How far `input[a..]` repeats `input[..]` at `b` (`a < b`): the first `b`
+/// where they differ, at most `end`.
+#[inline(always)]
+fn extend(input: &[u8], mut a: usize, mut b: usize, end: usize) -> usize {
+    while b + 8 <= end {
+        let x = read64(input, a) ^ read64(input, b);
+        if x != 0 {
+            return b + (x.trailing_zeros() / 8) as usize;
+        }
+        a += 8;
+        b += 8;
+    }
+    while b < end && input[a] == input[b] {
+        a += 1;
+        b += 1;
+    }
+    b
+}
+
+// ---------------------------------------------------------------------------
+// The symbols of RFC 1951, 3.2.5.
+
+/// The first length of each length symbol 257..=285.
+const LEN_BASE: [u16; 29] = [
+    3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
+    163, 195, 227, 258,
+];
+const LEN_EXTRA: [u8; 29] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+];
+/// The first distance of each distance symbol 0..=29.
+const DIST_BASE: [u16; 30] = [
+    1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
+    2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
+];
+const DIST_EXTRA: [u8; 30] = [
+    0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
+    13,
+];
+/// The order in which the code length code's lengths are sent.
+const CL_ORDER: [usize; 19] = [
+    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+];
+
+/// The length symbol (0-based: symbol 257 is 0) of each length 3..=258.
+const LEN_SYM: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut sym = 0;
+    while sym < 29 {
+        let first = LEN_BASE[sym] as usize - 3;
+        let count = if sym == 28 { 1 } else { 1 << LEN_EXTRA[sym] };
+        let mut i = 0;
+        while i < count && first + i < 256 {
+            t[first + i] = sym as u8;
+            i += 1;
+        }
+        sym += 1;
+    }
+    // 258 is symbol 285 (28), not 284 with all extra bits set.
+    t[255] = 28;
+    t
+};
+
+/// The distance symbol of `dist - 1` (0..32768): two symbols per power of two.
+#[inline(always)]
+fn dist_sym(d: usize) -> usize {
+    if d < 4 {
+        d
+    } else {
+        let lg = (usize::BITS - 1 - d.leading_zeros()) as usize;
+        2 * lg + ((d >> (lg - 1)) & 1)
+    }
+}
+
+/// Literal/length symbols, with the two that are never used (RFC 1951, 3.2.6:
+/// the fixed code is built over all 288).
+const LITLEN: usize = 288;
+const DISTS: usize = 30;
+const CLS: usize = 19;
+const END_OF_BLOCK: usize = 256;
+
+// ---------------------------------------------------------------------------
+// Blocks.
+
+/// A Huffman code: per symbol, its bit-reversed code (written LSB first) and length.
+struct Code<const N: usize> {
+    codes: [u16; N],
+    lens: [u8; N],
+}
+
+impl<const N: usize> Code<N> {
+    fn from_lens(lens: [u8; N]) -> Code<N> {
+        Code {
+            codes: canonical(&lens),
+            lens,
+        }
+    }
+
+    /// The bits of the symbols counted in `freq` under this code.
+    fn cost(&self, freq: &[u32; N]) -> u64 {
+        freq.iter()
+            .zip(&self.lens)
+            .map(|(&f, &l)| u64::from(f) * u64::from(l))
+            .sum()
+    }
+}
+
+/// The symbol counts of a block.
+struct Counts {
+    lit: [u32; LITLEN],
+    dist: [u32; DISTS],
+    /// The extra bits of its lengths and distances, whatever the codes.
+    extra_bits: u64,
+}
+
+fn count(data: &[u8], seqs: &[Seq]) -> Counts {
+    let mut c = Counts {
+        lit: [0; LITLEN],
+        dist: [0; DISTS],
+        extra_bits: 0,
+    };
+    // Four tables, so that runs of one byte do not wait on one counter.
+    let mut lit = [[0u32; 256]; 4];
+    let mut pos = 0;
+    for s in seqs {
+        let run = &data[pos..pos + s.literals as usize];
+        let mut chunks = run.chunks_exact(4);
+        for q in &mut chunks {
+            lit[0][q[0] as usize] += 1;
+            lit[1][q[1] as usize] += 1;
+            lit[2][q[2] as usize] += 1;
+            lit[3][q[3] as usize] += 1;
+        }
+        for &b in chunks.remainder() {
+            lit[0][b as usize] += 1;
+        }
+        pos += s.literals as usize + s.len as usize;
+        if s.len != 0 {
+            let ls = LEN_SYM[s.len as usize - 3] as usize;
+            c.lit[257 + ls] += 1;
+            let ds = dist_sym(s.dist as usize - 1);
+            c.dist[ds] += 1;
+            c.extra_bits += u64::from(LEN_EXTRA[ls]) + u64::from(DIST_EXTRA[ds]);
+        }
+    }
+    for (b, total) in c.lit[..256].iter_mut().enumerate() {
+        *total = lit[0][b] + lit[1][b] + lit[2][b] + lit[3][b];
+    }
+    c.lit[END_OF_BLOCK] = 1;
+    c
+}
+
+/// The fixed codes of RFC 1951, 3.2.6.
+fn fixed() -> (Code<LITLEN>, Code<DISTS>) {
+    let mut lens = [0u8; LITLEN];
+    for (s, l) in lens.iter_mut().enumerate() {
+        *l = match s {
+            0..=143 => 8,
+            144..=255 => 9,
+            256..=279 => 7,
+            _ => 8,
+        };
+    }
+    (Code::from_lens(lens), Code::from_lens([5; DISTS]))
+}
+
+/// Writes one block (or, stored, as many as its length needs) of `data`,
+/// whose sequences are `seqs`, choosing the smallest of the three kinds.
+fn write_block(data: &[u8], seqs: &[Seq], last: bool, bits: &mut Bits, out: &mut Vec<u8>) {
+    let counts = count(data, seqs);
+    let lit = Code::from_lens(lengths(&at_least_two(counts.lit), 15));
+    let dist = Code::from_lens(lengths(&at_least_two(counts.dist), 15));
+    let header = DynamicHeader::new(&lit.lens, &dist.lens);
+    let dynamic =
+        3 + header.bits + lit.cost(&counts.lit) + dist.cost(&counts.dist) + counts.extra_bits;
+    let (fixed_lit, fixed_dist) = fixed();
+    let fixed = 3 + fixed_lit.cost(&counts.lit) + fixed_dist.cost(&counts.dist) + counts.extra_bits;
+    let chunks = data.len().div_ceil(STORED_MAX).max(1) as u64;
+    // Each stored block: 3 header bits, padding to a byte, LEN and NLEN.
+    let stored = chunks * (3 + 7 + 32) + 8 * data.len() as u64;
+    let last_bit = u64::from(last);
+    if stored < dynamic.min(fixed) {
+        let mut parts = data.chunks(STORED_MAX).peekable();
+        if data.is_empty() {
+            write_stored(&[], last, bits, out);
+        }
+        while let Some(part) = parts.next() {
+            write_stored(part, last && parts.peek().is_none(), bits, out);
+        }
+    } else if fixed <= dynamic {
+        bits.put(last_bit | 1 << 1, 3, out);
+        write_symbols(data, seqs, &fixed_lit, &fixed_dist, bits, out);
+    } else {
+        bits.put(last_bit | 2 << 1, 3, out);
+        header.write(bits, out);
+        write_symbols(data, seqs, &lit, &dist, bits, out);
+    }
+}
+
+fn write_stored(part: &[u8], last: bool, bits: &mut Bits, out: &mut Vec<u8>) {
+    bits.put(u64::from(last), 3, out);
+    bits.align(out);
+    let len = part.len() as u16;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    out.extend_from_slice(part);
+}
+
+/// The literals and matches of a block, then its end.
+fn write_symbols(
+    data: &[u8],
+    seqs: &[Seq],
+    lit: &Code<LITLEN>,
+    dist: &Code<DISTS>,
+    bits: &mut Bits,
+    out: &mut Vec<u8>,
+) {
+    // Each length's code and extra bits, as one put.
+    let mut len_bits = [0u32; 256];
+    let mut len_nbits = [0u8; 256];
+    for l in 0..256 {
+        let s = LEN_SYM[l] as usize;
+        let extra = (l + 3 - LEN_BASE[s] as usize) as u32;
+        let n = lit.lens[257 + s];
+        len_bits[l] = u32::from(lit.codes[257 + s]) | extra << n;
+        len_nbits[l] = n + LEN_EXTRA[s];
+    }
+    let mut pos = 0;
+    for s in seqs {
+        for &b in &data[pos..pos + s.literals as usize] {
+            bits.put(
+                u64::from(lit.codes[b as usize]),
+                u32::from(lit.lens[b as usize]),
+                out,
+            );
+        }
+        pos += s.literals as usize + s.len as usize;
+        if s.len != 0 {
+            let l = s.len as usize - 3;
+            bits.put(u64::from(len_bits[l]), u32::from(len_nbits[l]), out);
+            let d = s.dist as usize - 1;
+            let ds = dist_sym(d);
+            let extra = (d + 1 - DIST_BASE[ds] as usize) as u64;
+            let n = u32::from(dist.lens[ds]);
+            bits.put(
+                u64::from(dist.codes[ds]) | extra << n,
+                n + u32::from(DIST_EXTRA[ds]),
+                out,
+            );
+        }
+    }
+    bits.put(
+        u64::from(lit.codes[END_OF_BLOCK]),
+        u32::from(lit.lens[END_OF_BLOCK]),
+        out,
+    );
+}
+
+/// The code lengths of a dynamic block, run-length coded (RFC 1951, 3.2.7).
+struct DynamicHeader {
+    hlit: usize,
+    hdist: usize,
+    hclen: usize,
+    /// Code length symbols with their extra bits.
+    symbols: [(u8, u8); LITLEN + DISTS],
+    count: usize,
+    cl: Code<CLS>,
+    /// The header's size, from HLIT on.
+    bits: u64,
+}
+
+impl DynamicHeader {
+    fn new(lit: &[u8; LITLEN], dist: &[u8; DISTS]) -> DynamicHeader {
+        let hlit = 257
+            + lit[257..]
+                .iter()
+                .rposition(|&l| l != 0)
+                .map_or(0, |i| i + 1);
+        let hdist = dist.iter().rposition(|&l| l != 0).map_or(1, |i| i + 1);
+        let mut all = [0u8; LITLEN + DISTS];
+        all[..hlit].copy_from_slice(&lit[..hlit]);
+        all[hlit..hlit + hdist].copy_from_slice(&dist[..hdist]);
+        let all = &all[..hlit + hdist];
+        let mut symbols = [(0u8, 0u8); LITLEN + DISTS];
+        let mut count = 0;
+        let mut push = |sym: u8, extra: u8| {
+            symbols[count] = (sym, extra);
+            count += 1;
+        };
+        let mut i = 0;
+        while i < all.len() {
+            let len = all[i];
+            let mut run = all[i..].iter().take_while(|&&l| l == len).count();
+            i += run;
+            if len == 0 {
+                while run >= 11 {
+                    let r = run.min(138);
+                    push(18, (r - 11) as u8);
+                    run -= r;
+                }
+                if run >= 3 {
+                    push(17, (run - 3) as u8);
+                    run = 0;
+                }
+            } else {
+                push(len, 0);
+                run -= 1;
+                while run >= 3 {
+                    let r = run.min(6);
+                    push(16, (r - 3) as u8);
+                    run -= r;
+                }
+            }
+            for _ in 0..run {
+                push(len, 0);
+            }
+        }
+        let mut freq = [0u32; CLS];
+        for &(sym, _) in &symbols[..count] {
+            freq[sym as usize] += 1;
+        }
+        let cl = Code::from_lens(lengths(&at_least_two(freq), 7));
+        let hclen = 4.max(
+            CL_ORDER
+                .iter()
+                .rposition(|&s| cl.lens[s] != 0)
+                .map_or(0, |i| i + 1),
+        );
+        let extra = 2 * freq[16] + 3 * freq[17] + 7 * freq[18];
+        let bits = 5 + 5 + 4 + 3 * hclen as u64 + cl.cost(&freq) + u64::from(extra);
+        DynamicHeader {
+            hlit,
+            hdist,
+            hclen,
+            symbols,
+            count,
+            cl,
+            bits,
+        }
+    }
+
+    fn write(&self, bits: &mut Bits, out: &mut Vec<u8>) {
+        bits.put((self.hlit - 257) as u64, 5, out);
+        bits.put((self.hdist - 1) as u64, 5, out);
+        bits.put((self.hclen - 4) as u64, 4, out);
+        for &s in &CL_ORDER[..self.hclen] {
+            bits.put(u64::from(self.cl.lens[s]), 3, out);
+        }
+        for &(sym, extra) in &self.symbols[..self.count] {
+            let s = sym as usize;
+            bits.put(u64::from(self.cl.codes[s]), u32::from(self.cl.lens[s]), out);
+            let n = match sym {
+                16 => 2,
+                17 => 3,
+                18 => 7,
+                _ => 0,
+            };
+            bits.put(u64::from(extra), n, out);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Huffman codes.
+
+/// The counts with at least two symbols used, so that every code built from
+/// them is complete (as decoders require) and has no zero-length code.
+fn at_least_two<const N: usize>(mut freq: [u32; N]) -> [u32; N] {
+    let mut used = freq.iter().filter(|&&f| f != 0).count();
+    for f in freq.iter_mut() {
+        if used >= 2 {
+            break;
+        }
+        if *f == 0 {
+            *f = 1;
+            used += 1;
+        }
+    }
+    freq
+}
+
+/// Huffman code lengths for the counts (at least two non-zero), none longer
+/// than `max`: the optimal tree's depths, then, if some are too deep, lengths
+/// moved between levels until the code is complete again.
+fn lengths<const N: usize>(freq: &[u32; N], max: u8) -> [u8; N] {
+    let mut lens = [0u8; N];
+    // The used symbols, rarest first: count in the high bits, symbol in the low.
+    let mut leaves = [0u64; N];
+    let mut n = 0;
+    for (s, &f) in freq.iter().enumerate() {
+        if f != 0 {
+            leaves[n] = u64::from(f) << 16 | s as u64;
+            n += 1;
+        }
+    }
+    let leaves = &mut leaves[..n];
+    leaves.sort_unstable();
+    // Two queues: the sorted leaves, and the internal nodes in the order they
+    // are made (their weights never decrease). Nodes 0..n are the leaves,
+    // n..2n-1 the internal nodes; `parent` links each to the node above it.
+    let mut weight = [0u64; 2 * LITLEN];
+    let mut parent = [0u16; 2 * LITLEN];
+    for (i, &l) in leaves.iter().enumerate() {
+        weight[i] = l >> 16;
+    }
+    let (mut next_leaf, mut next_node, mut made) = (0, n, n);
+    let mut smallest = |weight: &[u64], made: usize| {
+        let take_leaf =
+            next_leaf < n && (next_node >= made || weight[next_leaf] <= weight[next_node]);
+        if take_leaf {
+            next_leaf += 1;
+            next_leaf - 1
+        } else {
+            next_node += 1;
+            next_node - 1
+        }
+    };
+    while made < 2 * n - 1 {
+        let a = smallest(&weight, made);
+        let b = smallest(&weight, made);
+        weight[made] = weight[a] + weight[b];
+        parent[a] = made as u16;
+        parent[b] = made as u16;
+        made += 1;
+    }
+    // Depths, from the root down (a parent is always made after its children).
+    let mut depth = [0u8; 2 * LITLEN];
+    for i in (0..2 * n - 2).rev() {
+        depth[i] = depth[parent[i] as usize] + 1;
+    }
+    let mut per_len = [0u32; 64];
+    for &d in &depth[..n] {
+        per_len[d.min(max) as usize] += 1;
+    }
+    // Kraft sum, in units of 2^-max; a complete code sums to exactly 2^max.
+    let full = 1u64 << max;
+    let mut kraft: u64 = (1..=max as usize)
+        .map(|l| u64::from(per_len[l]) << (max as usize - l))
+        .sum();
+    while kraft > full {
+        // Lengthen the deepest code that can be: the smallest step down.
+        let l = (1..max as usize)
+            .rev()
+            .find(|&l| per_len[l] > 0)
+            .unwrap_or(1);
+        per_len[l] -= 1;
+        per_len[l + 1] += 1;
+        kraft -= 1 << (max as usize - l - 1);
+    }
+    while kraft < full {
+        // Shorten a code by the largest step that does not overshoot.
+        let deficit = full - kraft;
+        let Some(l) =
+            (2..=max as usize).find(|&l| per_len[l] > 0 && (1u64 << (max as usize - l)) <= deficit)
+        else {
+            break;
+        };
+        per_len[l] -= 1;
+        per_len[l - 1] += 1;
+        kraft += 1 << (max as usize - l);
+    }
+    // The rarest symbols get the longest codes.
+    let mut next = 0;
+    for l in (1..=max as usize).rev() {
+        for _ in 0..per_len[l] {
+            lens[(leaves[next] & 0xffff) as usize] = l as u8;
+            next += 1;
+        }
+    }
+    lens
+}
+
+/// The canonical codes of these lengths (RFC 1951, 3.2.2), bit-reversed.
+fn canonical<const N: usize>(lens: &[u8; N]) -> [u16; N] {
+    let mut per_len = [0u16; 16];
+    for &l in lens {
+        per_len[l as usize] += 1;
+    }
+    per_len[0] = 0;
+    let mut next = [0u16; 16];
+    let mut code = 0u16;
+    for l in 1..16 {
+        code = (code + per_len[l - 1]) << 1;
+        next[l] = code;
+    }
+    let mut codes = [0u16; N];
+    for (c, &l) in codes.iter_mut().zip(lens) {
+        if l != 0 {
+            *c = next[l as usize].reverse_bits() >> (16 - l);
+            next[l as usize] += 1;
+        }
+    }
+    codes
+}
+
+// ---------------------------------------------------------------------------
+// Bits, least significant first (RFC 1951, 3.1.1).
+
+#[derive(Default)]
+struct Bits {
+    acc: u64,
+    n: u32,
+}
+
+impl Bits {
+    /// Appends the low `n` bits of `v` (`n` at most 32, `v` no wider).
+    #[inline(always)]
+    fn put(&mut self, v: u64, n: u32, out: &mut Vec<u8>) {
+        self.acc |= v << self.n;
+        self.n += n;
+        if self.n >= 32 {
+            out.extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.n -= 32;
+        }
+    }
+
+    /// Writes what is pending, padded with zero bits to a whole byte.
+    fn align(&mut self, out: &mut Vec<u8>) {
+        let bytes = self.n.div_ceil(8) as usize;
+        out.extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
+        self.acc = 0;
+        self.n = 0;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// CRC-32 (ISO-HDLC, as gzip uses it: reflected polynomial 0xEDB88320), sixteen
+// bytes at a time with one table per byte position.
+
+static CRC_TABLES: [[u32; 256]; 16] = {
+    let mut t = [[0u32; 256]; 16];
+    let mut b = 0;
+    while b < 256 {
+        let mut c = b as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[0][b] = c;
+        b += 1;
+    }
+    let mut i = 1;
+    while i < 16 {
+        let mut b = 0;
+        while b < 256 {
+            let prev = t[i - 1][b];
+            t[i][b] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
+            b += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// The CRC-32 of `data`, as gzip's trailer holds it.
+pub(crate) fn crc32(data: &[u8]) -> u32 {
+    let t = &CRC_TABLES;
+    let mut crc = !0u32;
+    let mut chunks = data.chunks_exact(16);
+    for c in &mut chunks {
+        let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        crc = t[15][(lo & 0xff) as usize]
+            ^ t[14][(lo >> 8 & 0xff) as usize]
+            ^ t[13][(lo >> 16 & 0xff) as usize]
+            ^ t[12][(lo >> 24) as usize]
+            ^ t[11][c[4] as usize]
+            ^ t[10][c[5] as usize]
+            ^ t[9][c[6] as usize]
+            ^ t[8][c[7] as usize]
+            ^ t[7][c[8] as usize]
+            ^ t[6][c[9] as usize]
+            ^ t[5][c[10] as usize]
+            ^ t[4][c[11] as usize]
+            ^ t[3][c[12] as usize]
+            ^ t[2][c[13] as usize]
+            ^ t[1][c[14] as usize]
+            ^ t[0][c[15] as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = (crc >> 8) ^ t[0][((crc ^ u32::from(b)) & 0xff) as usize];
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests;
