@@ -62,13 +62,19 @@ impl std::fmt::Debug for Gzip {
     }
 }
 
-/// Run of literals, then a match (`len` 0: none, only at the end of the input).
+/// A run of literals, then a match, with the match's symbols as written.
 #[derive(Clone, Copy)]
 struct Seq {
     literals: u32,
-    len: u16,
+    /// The distance minus 1.
     dist: u16,
+    /// The length minus 3.
+    len: u8,
+    /// The distance symbol, or [`NO_MATCH`] after the last literals.
+    dist_sym: u8,
 }
+
+const NO_MATCH: u8 = u8::MAX;
 
 const WINDOW: usize = 32 * 1024;
 const MIN_MATCH: usize = 4;
@@ -106,91 +112,77 @@ impl Gzip {
         self.table.resize(1 << HASH_BITS, 0);
         self.seqs.clear();
         let table = &mut self.table[..];
-        let seqs = &mut self.seqs;
+        let mut block = Block {
+            seqs: &mut self.seqs,
+            counts: Counts::new(),
+            start: 0,
+        };
         let mut bits = Bits::default();
         let n = input.len();
         // The matcher reads 8 bytes at a time; the last bytes are literals.
         let limit = n.saturating_sub(8);
         let mut ip = 0;
         let mut anchor = 0;
-        let mut block_start = 0;
-        let mut rep = 0usize;
+        let mut rep = 1;
         while ip < limit {
             let cur = read32(input, ip);
             let h = hash(cur);
-            let mut cand = usize::MAX;
-            if rep != 0 && rep <= ip && read32(input, ip - rep) == cur {
-                cand = ip - rep;
-            } else {
-                let dist = (ip as u32).wrapping_sub(table[h]) as usize;
-                if dist.wrapping_sub(1) < WINDOW && dist <= ip && read32(input, ip - dist) == cur {
-                    cand = ip - dist;
-                }
-            }
+            // Positions are kept mod 2^32: a stale or wrapped entry is only a
+            // candidate, checked against the bytes like any other.
+            let mut dist = (ip as u32).wrapping_sub(table[h]) as usize;
             table[h] = ip as u32;
-            if cand == usize::MAX {
+            if rep <= ip && read32(input, ip - rep) == cur {
+                dist = rep;
+            } else if dist.wrapping_sub(1) >= WINDOW || dist > ip || read32(input, ip - dist) != cur
+            {
                 // Past a long run of literals, look at fewer positions.
                 ip += 1 + ((ip - anchor) >> 6);
-                if ip - block_start >= LITERAL_BLOCK {
-                    // A block of literals only (likely stored: a whole number
-                    // of stored blocks' worth).
-                    let end = block_start + LITERAL_BLOCK;
-                    seqs.push(Seq {
-                        literals: (end - anchor) as u32,
-                        len: 0,
-                        dist: 0,
-                    });
+                if ip - block.start >= LITERAL_BLOCK {
+                    // A block of literals only: a whole number of stored blocks.
+                    let end = block.start + LITERAL_BLOCK;
+                    block.add_literals(&input[anchor..end]);
                     anchor = end;
-                    write_block(&input[block_start..anchor], seqs, false, &mut bits, out);
-                    seqs.clear();
-                    block_start = anchor;
+                    block.flush(input, anchor, false, &mut bits, out);
                 }
                 continue;
             }
             // Extend backwards over the pending literals, then forwards.
             let mut start = ip;
-            let mut from = cand;
-            let back_limit = anchor.max(ip.saturating_sub(MAX_MATCH - MIN_MATCH));
-            while start > back_limit && from > 0 && input[start - 1] == input[from - 1] {
+            let back_limit = anchor
+                .max(ip.saturating_sub(MAX_MATCH - MIN_MATCH))
+                .max(dist);
+            while start > back_limit && input[start - 1] == input[start - 1 - dist] {
                 start -= 1;
-                from -= 1;
             }
-            let end = extend(
-                input,
-                cand + MIN_MATCH,
-                ip + MIN_MATCH,
-                n.min(start + MAX_MATCH),
-            );
-            let dist = ip - cand;
+            let mut end = extend(input, dist, ip + MIN_MATCH, n.min(start + MAX_MATCH));
+            block.add(&input[anchor..start], end - start, dist);
             rep = dist;
-            seqs.push(Seq {
-                literals: (start - anchor) as u32,
-                len: (end - start) as u16,
-                dist: dist as u16,
-            });
-            // Remember two positions near the match's end for what follows.
-            for p in [end - 2, end - 1] {
-                if p + 4 <= n && p > ip {
-                    table[hash(read32(input, p))] = p as u32;
-                }
+            remember(table, input, ip, end);
+            // One byte that differs, then the same distance again: a digit that
+            // changed from one line to the next.
+            while end + 1 < limit
+                && read32(input, end + 1) == read32(input, end + 1 - rep)
+                && !block.full(end)
+            {
+                let from = end + 1;
+                let to = extend(input, rep, from + MIN_MATCH, n.min(from + MAX_MATCH));
+                block.add(&input[end..from], to - from, rep);
+                remember(table, input, from, to);
+                end = to;
             }
             ip = end;
             anchor = end;
-            if anchor - block_start >= BLOCK_INPUT || seqs.len() >= BLOCK_SEQS {
-                write_block(&input[block_start..anchor], seqs, false, &mut bits, out);
-                seqs.clear();
-                block_start = anchor;
+            if block.full(anchor) {
+                block.flush(input, anchor, false, &mut bits, out);
             }
         }
         if anchor < n {
-            seqs.push(Seq {
-                literals: (n - anchor) as u32,
-                len: 0,
-                dist: 0,
-            });
+            block.add_literals(&input[anchor..]);
         }
-        write_block(&input[block_start..], seqs, true, &mut bits, out);
-        bits.align(out);
+        block.flush(input, n, true, &mut bits, out);
+        let mut w = Writer::new(out, bits, 0);
+        w.align();
+        w.finish();
     }
 }
 
@@ -211,23 +203,32 @@ fn hash(v: u32) -> usize {
     (v.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize
 }
 
-/// How far `input[a..]` repeats `input[..]` at `b` (`a < b`): the first `b`
-/// where they differ, at most `end`.
+/// Where the match that reaches `b` at distance `dist` ends: the first
+/// position from `b` on that differs from the byte `dist` before, at most `end`.
 #[inline(always)]
-fn extend(input: &[u8], mut a: usize, mut b: usize, end: usize) -> usize {
+fn extend(input: &[u8], dist: usize, mut b: usize, end: usize) -> usize {
     while b + 8 <= end {
-        let x = read64(input, a) ^ read64(input, b);
+        let x = read64(input, b - dist) ^ read64(input, b);
         if x != 0 {
             return b + (x.trailing_zeros() / 8) as usize;
         }
-        a += 8;
         b += 8;
     }
-    while b < end && input[a] == input[b] {
-        a += 1;
+    while b < end && input[b - dist] == input[b] {
         b += 1;
     }
     b
+}
+
+/// Enters the last two positions of a match (from `start` to `end`) in the
+/// table, for what follows it.
+#[inline(always)]
+fn remember(table: &mut [u32], input: &[u8], start: usize, end: usize) {
+    for p in [end - 2, end - 1] {
+        if p > start && p + 4 <= input.len() {
+            table[hash(read32(input, p))] = p as u32;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -319,6 +320,7 @@ impl<const N: usize> Code<N> {
 }
 
 /// The symbol counts of a block.
+#[derive(Clone)]
 struct Counts {
     lit: [u32; LITLEN],
     dist: [u32; DISTS],
@@ -326,41 +328,77 @@ struct Counts {
     extra_bits: u64,
 }
 
-fn count(data: &[u8], seqs: &[Seq]) -> Counts {
-    let mut c = Counts {
-        lit: [0; LITLEN],
-        dist: [0; DISTS],
-        extra_bits: 0,
-    };
-    // Four tables, so that runs of one byte do not wait on one counter.
-    let mut lit = [[0u32; 256]; 4];
-    let mut pos = 0;
-    for s in seqs {
-        let run = &data[pos..pos + s.literals as usize];
-        let mut chunks = run.chunks_exact(4);
-        for q in &mut chunks {
-            lit[0][q[0] as usize] += 1;
-            lit[1][q[1] as usize] += 1;
-            lit[2][q[2] as usize] += 1;
-            lit[3][q[3] as usize] += 1;
-        }
-        for &b in chunks.remainder() {
-            lit[0][b as usize] += 1;
-        }
-        pos += s.literals as usize + s.len as usize;
-        if s.len != 0 {
-            let ls = LEN_SYM[s.len as usize - 3] as usize;
-            c.lit[257 + ls] += 1;
-            let ds = dist_sym(s.dist as usize - 1);
-            c.dist[ds] += 1;
-            c.extra_bits += u64::from(LEN_EXTRA[ls]) + u64::from(DIST_EXTRA[ds]);
+impl Counts {
+    fn new() -> Counts {
+        Counts {
+            lit: [0; LITLEN],
+            dist: [0; DISTS],
+            extra_bits: 0,
         }
     }
-    for (b, total) in c.lit[..256].iter_mut().enumerate() {
-        *total = lit[0][b] + lit[1][b] + lit[2][b] + lit[3][b];
+}
+
+/// The block being gathered: its sequences and their counts.
+struct Block<'a> {
+    seqs: &'a mut Vec<Seq>,
+    counts: Counts,
+    /// Where it starts in the input.
+    start: usize,
+}
+
+impl Block<'_> {
+    /// Literals, then a match.
+    #[inline(always)]
+    fn add(&mut self, literals: &[u8], len: usize, dist: usize) {
+        for &b in literals {
+            self.counts.lit[b as usize] += 1;
+        }
+        let ls = LEN_SYM[len - 3] as usize;
+        let ds = dist_sym(dist - 1);
+        self.counts.lit[257 + ls] += 1;
+        self.counts.dist[ds] += 1;
+        self.counts.extra_bits += u64::from(LEN_EXTRA[ls] + DIST_EXTRA[ds]);
+        self.seqs.push(Seq {
+            literals: literals.len() as u32,
+            dist: (dist - 1) as u16,
+            len: (len - 3) as u8,
+            dist_sym: ds as u8,
+        });
     }
-    c.lit[END_OF_BLOCK] = 1;
-    c
+
+    /// Literals with no match after them.
+    fn add_literals(&mut self, literals: &[u8]) {
+        for &b in literals {
+            self.counts.lit[b as usize] += 1;
+        }
+        self.seqs.push(Seq {
+            literals: literals.len() as u32,
+            dist: 0,
+            len: 0,
+            dist_sym: NO_MATCH,
+        });
+    }
+
+    /// Whether the block should end at `end`.
+    #[inline(always)]
+    fn full(&self, end: usize) -> bool {
+        end - self.start >= BLOCK_INPUT || self.seqs.len() >= BLOCK_SEQS
+    }
+
+    /// Writes the block, which ends at `end`, and starts the next one there.
+    fn flush(&mut self, input: &[u8], end: usize, last: bool, bits: &mut Bits, out: &mut Vec<u8>) {
+        write_block(
+            &input[self.start..end],
+            self.seqs,
+            &self.counts,
+            last,
+            bits,
+            out,
+        );
+        self.seqs.clear();
+        self.counts = Counts::new();
+        self.start = end;
+    }
 }
 
 /// The fixed codes of RFC 1951, 3.2.6.
@@ -379,56 +417,69 @@ fn fixed() -> (Code<LITLEN>, Code<DISTS>) {
 
 /// Writes one block (or, stored, as many as its length needs) of `data`,
 /// whose sequences are `seqs`, choosing the smallest of the three kinds.
-fn write_block(data: &[u8], seqs: &[Seq], last: bool, bits: &mut Bits, out: &mut Vec<u8>) {
-    let counts = count(data, seqs);
-    let lit = Code::from_lens(lengths(&at_least_two(counts.lit), 15));
+fn write_block(
+    data: &[u8],
+    seqs: &[Seq],
+    counts: &Counts,
+    last: bool,
+    bits: &mut Bits,
+    out: &mut Vec<u8>,
+) {
+    let mut lit_counts = counts.lit;
+    lit_counts[END_OF_BLOCK] = 1;
+    let lit = Code::from_lens(lengths(&at_least_two(lit_counts), 15));
     let dist = Code::from_lens(lengths(&at_least_two(counts.dist), 15));
     let header = DynamicHeader::new(&lit.lens, &dist.lens);
     let dynamic =
-        3 + header.bits + lit.cost(&counts.lit) + dist.cost(&counts.dist) + counts.extra_bits;
+        3 + header.bits + lit.cost(&lit_counts) + dist.cost(&counts.dist) + counts.extra_bits;
     let (fixed_lit, fixed_dist) = fixed();
-    let fixed = 3 + fixed_lit.cost(&counts.lit) + fixed_dist.cost(&counts.dist) + counts.extra_bits;
+    let fixed = 3 + fixed_lit.cost(&lit_counts) + fixed_dist.cost(&counts.dist) + counts.extra_bits;
     let chunks = data.len().div_ceil(STORED_MAX).max(1) as u64;
     // Each stored block: 3 header bits, padding to a byte, LEN and NLEN.
     let stored = chunks * (3 + 7 + 32) + 8 * data.len() as u64;
     let last_bit = u64::from(last);
-    if stored < dynamic.min(fixed) {
+    let best = stored.min(dynamic).min(fixed);
+    let mut w = Writer::new(out, *bits, (best / 8) as usize);
+    if stored == best {
         let mut parts = data.chunks(STORED_MAX).peekable();
         if data.is_empty() {
-            write_stored(&[], last, bits, out);
+            write_stored(&mut w, &[], last);
         }
         while let Some(part) = parts.next() {
-            write_stored(part, last && parts.peek().is_none(), bits, out);
+            write_stored(&mut w, part, last && parts.peek().is_none());
         }
-    } else if fixed <= dynamic {
-        bits.put(last_bit | 1 << 1, 3, out);
-        write_symbols(data, seqs, &fixed_lit, &fixed_dist, bits, out);
+    } else if fixed == best {
+        w.put(last_bit | 1 << 1, 3);
+        w = write_symbols(w, data, seqs, &fixed_lit, &fixed_dist);
     } else {
-        bits.put(last_bit | 2 << 1, 3, out);
-        header.write(bits, out);
-        write_symbols(data, seqs, &lit, &dist, bits, out);
+        w.put(last_bit | 2 << 1, 3);
+        header.write(&mut w);
+        w = write_symbols(w, data, seqs, &lit, &dist);
     }
+    *bits = w.finish();
 }
 
-fn write_stored(part: &[u8], last: bool, bits: &mut Bits, out: &mut Vec<u8>) {
-    bits.put(u64::from(last), 3, out);
-    bits.align(out);
+fn write_stored(w: &mut Writer<'_>, part: &[u8], last: bool) {
+    w.put(u64::from(last), 3);
+    w.align();
     let len = part.len() as u16;
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&(!len).to_le_bytes());
-    out.extend_from_slice(part);
+    w.bytes(&len.to_le_bytes());
+    w.bytes(&(!len).to_le_bytes());
+    w.bytes(part);
 }
 
-/// The literals and matches of a block, then its end.
-fn write_symbols(
+/// The literals and matches of a block, then its end. The writer is moved
+/// in and out, so that its state can stay in registers.
+fn write_symbols<'a>(
+    mut w: Writer<'a>,
     data: &[u8],
     seqs: &[Seq],
     lit: &Code<LITLEN>,
     dist: &Code<DISTS>,
-    bits: &mut Bits,
-    out: &mut Vec<u8>,
-) {
-    // Each length's code and extra bits, as one put.
+) -> Writer<'a> {
+    // Each length's code and extra bits as one value, and each distance
+    // symbol's code with the place and first value of its extra bits. Indexed
+    // by a byte, so that no index needs a check.
     let mut len_bits = [0u32; 256];
     let mut len_nbits = [0u8; 256];
     for l in 0..256 {
@@ -438,35 +489,55 @@ fn write_symbols(
         len_bits[l] = u32::from(lit.codes[257 + s]) | extra << n;
         len_nbits[l] = n + LEN_EXTRA[s];
     }
+    let mut dist_code = [0u16; 256];
+    let mut dist_len = [0u8; 256];
+    let mut dist_nbits = [0u8; 256];
+    let mut dist_first = [0u16; 256];
+    for s in 0..DISTS {
+        dist_code[s] = dist.codes[s];
+        dist_len[s] = dist.lens[s];
+        dist_nbits[s] = dist.lens[s] + DIST_EXTRA[s];
+        dist_first[s] = DIST_BASE[s] - 1;
+    }
     let mut pos = 0;
     for s in seqs {
-        for &b in &data[pos..pos + s.literals as usize] {
-            bits.put(
+        let literals = &data[pos..pos + s.literals as usize];
+        pos += s.literals as usize;
+        // Up to three literals (15 bits each) at a time.
+        let mut triples = literals.chunks_exact(3);
+        for t in &mut triples {
+            for &b in t {
+                w.add(
+                    u64::from(lit.codes[b as usize]),
+                    u32::from(lit.lens[b as usize]),
+                );
+            }
+            w.flush();
+        }
+        for &b in triples.remainder() {
+            w.put(
                 u64::from(lit.codes[b as usize]),
                 u32::from(lit.lens[b as usize]),
-                out,
             );
         }
-        pos += s.literals as usize + s.len as usize;
-        if s.len != 0 {
-            let l = s.len as usize - 3;
-            bits.put(u64::from(len_bits[l]), u32::from(len_nbits[l]), out);
-            let d = s.dist as usize - 1;
-            let ds = dist_sym(d);
-            let extra = (d + 1 - DIST_BASE[ds] as usize) as u64;
-            let n = u32::from(dist.lens[ds]);
-            bits.put(
-                u64::from(dist.codes[ds]) | extra << n,
-                n + u32::from(DIST_EXTRA[ds]),
-                out,
+        if s.dist_sym != NO_MATCH {
+            pos += s.len as usize + 3;
+            let l = s.len as usize;
+            w.add(u64::from(len_bits[l]), u32::from(len_nbits[l]));
+            let ds = s.dist_sym as usize;
+            let extra = u64::from(s.dist - dist_first[ds]);
+            w.add(
+                u64::from(dist_code[ds]) | extra << dist_len[ds],
+                u32::from(dist_nbits[ds]),
             );
+            w.flush();
         }
     }
-    bits.put(
+    w.put(
         u64::from(lit.codes[END_OF_BLOCK]),
         u32::from(lit.lens[END_OF_BLOCK]),
-        out,
     );
+    w
 }
 
 /// The code lengths of a dynamic block, run-length coded (RFC 1951, 3.2.7).
@@ -552,23 +623,23 @@ impl DynamicHeader {
         }
     }
 
-    fn write(&self, bits: &mut Bits, out: &mut Vec<u8>) {
-        bits.put((self.hlit - 257) as u64, 5, out);
-        bits.put((self.hdist - 1) as u64, 5, out);
-        bits.put((self.hclen - 4) as u64, 4, out);
+    fn write(&self, w: &mut Writer<'_>) {
+        w.add((self.hlit - 257) as u64, 5);
+        w.add((self.hdist - 1) as u64, 5);
+        w.put((self.hclen - 4) as u64, 4);
         for &s in &CL_ORDER[..self.hclen] {
-            bits.put(u64::from(self.cl.lens[s]), 3, out);
+            w.put(u64::from(self.cl.lens[s]), 3);
         }
         for &(sym, extra) in &self.symbols[..self.count] {
             let s = sym as usize;
-            bits.put(u64::from(self.cl.codes[s]), u32::from(self.cl.lens[s]), out);
             let n = match sym {
                 16 => 2,
                 17 => 3,
                 18 => 7,
                 _ => 0,
             };
-            bits.put(u64::from(extra), n, out);
+            w.add(u64::from(self.cl.codes[s]), u32::from(self.cl.lens[s]));
+            w.put(u64::from(extra), n);
         }
     }
 }
@@ -709,47 +780,118 @@ fn canonical<const N: usize>(lens: &[u8; N]) -> [u16; N] {
 // ---------------------------------------------------------------------------
 // Bits, least significant first (RFC 1951, 3.1.1).
 
-#[derive(Default)]
+/// Bits not yet a whole byte, between blocks.
+#[derive(Default, Clone, Copy)]
 struct Bits {
     acc: u64,
     n: u32,
 }
 
-impl Bits {
-    /// Appends the low `n` bits of `v` (`n` at most 32, `v` no wider).
-    #[inline(always)]
-    fn put(&mut self, v: u64, n: u32, out: &mut Vec<u8>) {
-        self.acc |= v << self.n;
-        self.n += n;
-        if self.n >= 32 {
-            out.extend_from_slice(&(self.acc as u32).to_le_bytes());
-            self.acc >>= 32;
-            self.n -= 32;
+/// Writes bits into the output, which it extends ahead (zeroed) so that each
+/// flush stores all 8 bytes of the accumulator and moves on by the whole bytes.
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+    /// Where the next byte goes; everything after it is room.
+    pos: usize,
+    acc: u64,
+    /// Bits in `acc`: at most 7 after a flush.
+    n: u32,
+}
+
+impl<'a> Writer<'a> {
+    /// A writer after what `out` holds, with room for about `expected` bytes.
+    fn new(out: &'a mut Vec<u8>, bits: Bits, expected: usize) -> Writer<'a> {
+        let pos = out.len();
+        out.resize(pos + expected + 16, 0);
+        Writer {
+            out,
+            pos,
+            acc: bits.acc,
+            n: bits.n,
         }
     }
 
-    /// Writes what is pending, padded with zero bits to a whole byte.
-    fn align(&mut self, out: &mut Vec<u8>) {
-        let bytes = self.n.div_ceil(8) as usize;
-        out.extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
+    /// Adds the low `n` bits of `v` (no wider). At most 56 bits may be added
+    /// between flushes.
+    #[inline(always)]
+    fn add(&mut self, v: u64, n: u32) {
+        self.acc |= v << self.n;
+        self.n += n;
+    }
+
+    #[inline(always)]
+    fn flush(&mut self) {
+        if self.pos + 8 > self.out.len() {
+            self.grow();
+        }
+        self.out[self.pos..self.pos + 8].copy_from_slice(&self.acc.to_le_bytes());
+        let whole = self.n / 8;
+        self.pos += whole as usize;
+        self.acc >>= whole * 8;
+        self.n &= 7;
+    }
+
+    #[inline(always)]
+    fn put(&mut self, v: u64, n: u32) {
+        self.add(v, n);
+        self.flush();
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let more = (self.out.len() / 2).max(4096);
+        self.out.resize(self.out.len() + more, 0);
+    }
+
+    /// Pads with zero bits to a whole byte.
+    fn align(&mut self) {
+        self.flush();
+        if self.n > 0 {
+            self.pos += 1;
+        }
         self.acc = 0;
         self.n = 0;
+    }
+
+    /// Copies bytes, at a byte boundary.
+    fn bytes(&mut self, bytes: &[u8]) {
+        debug_assert_eq!(self.n, 0);
+        if self.pos + bytes.len() + 8 > self.out.len() {
+            self.out.resize(self.pos + bytes.len() + 8, 0);
+        }
+        self.out[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
+        self.pos += bytes.len();
+    }
+
+    /// Cuts the output after the last whole byte; the bits left over (at most
+    /// 7) are the next block's start.
+    fn finish(self) -> Bits {
+        self.out.truncate(self.pos);
+        Bits {
+            acc: self.acc,
+            n: self.n,
+        }
     }
 }
 
 // ---------------------------------------------------------------------------
-// CRC-32 (ISO-HDLC, as gzip uses it: reflected polynomial 0xEDB88320), sixteen
-// bytes at a time with one table per byte position.
+// CRC-32 (ISO-HDLC, as gzip uses it: the reflected polynomial 0xEDB88320),
+// eight bytes at a time with one table per byte position. A long input is cut
+// into four stripes that are run at once, so that the four chains of table
+// lookups overlap, and their CRCs are then joined.
 
-static CRC_TABLES: [[u32; 256]; 16] = {
-    let mut t = [[0u32; 256]; 16];
+const CRC_POLY: u32 = 0xEDB8_8320;
+
+static CRC_TABLES: [[u32; 256]; 8] = {
+    let mut t = [[0u32; 256]; 8];
     let mut b = 0;
     while b < 256 {
         let mut c = b as u32;
         let mut k = 0;
         while k < 8 {
             c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
+                CRC_POLY ^ (c >> 1)
             } else {
                 c >> 1
             };
@@ -759,7 +901,7 @@ static CRC_TABLES: [[u32; 256]; 16] = {
         b += 1;
     }
     let mut i = 1;
-    while i < 16 {
+    while i < 8 {
         let mut b = 0;
         while b < 256 {
             let prev = t[i - 1][b];
@@ -771,34 +913,98 @@ static CRC_TABLES: [[u32; 256]; 16] = {
     t
 };
 
+/// The CRC register after eight more bytes.
+#[inline(always)]
+fn crc_step(crc: u32, bytes: &[u8]) -> u32 {
+    let t = &CRC_TABLES;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(bytes);
+    let w = u64::from_le_bytes(w) ^ u64::from(crc);
+    t[7][(w & 0xff) as usize]
+        ^ t[6][(w >> 8 & 0xff) as usize]
+        ^ t[5][(w >> 16 & 0xff) as usize]
+        ^ t[4][(w >> 24 & 0xff) as usize]
+        ^ t[3][(w >> 32 & 0xff) as usize]
+        ^ t[2][(w >> 40 & 0xff) as usize]
+        ^ t[1][(w >> 48 & 0xff) as usize]
+        ^ t[0][(w >> 56) as usize]
+}
+
+/// The CRC register (no inversions) after `data`.
+fn crc_update(mut crc: u32, data: &[u8]) -> u32 {
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        crc = crc_step(crc, w);
+    }
+    for &b in words.remainder() {
+        crc = (crc >> 8) ^ CRC_TABLES[0][((crc ^ u32::from(b)) & 0xff) as usize];
+    }
+    crc
+}
+
+/// `a * b` modulo the polynomial, both reflected (bit 31 is x^0).
+fn crc_multiply(a: u32, mut b: u32) -> u32 {
+    let mut product = 0;
+    for i in 0..32 {
+        if a & (1 << (31 - i)) != 0 {
+            product ^= b;
+        }
+        // b *= x
+        b = if b & 1 != 0 {
+            (b >> 1) ^ CRC_POLY
+        } else {
+            b >> 1
+        };
+    }
+    product
+}
+
+/// x^(8n) modulo the polynomial: what the register is multiplied by over n
+/// zero bytes.
+fn crc_shift(mut n: usize) -> u32 {
+    let mut result = 1 << 31; // x^0
+    let mut square = 1 << 23; // x^8
+    while n != 0 {
+        if n & 1 != 0 {
+            result = crc_multiply(result, square);
+        }
+        square = crc_multiply(square, square);
+        n >>= 1;
+    }
+    result
+}
+
 /// The CRC-32 of `data`, as gzip's trailer holds it.
 pub(crate) fn crc32(data: &[u8]) -> u32 {
-    let t = &CRC_TABLES;
-    let mut crc = !0u32;
-    let mut chunks = data.chunks_exact(16);
-    for c in &mut chunks {
-        let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        crc = t[15][(lo & 0xff) as usize]
-            ^ t[14][(lo >> 8 & 0xff) as usize]
-            ^ t[13][(lo >> 16 & 0xff) as usize]
-            ^ t[12][(lo >> 24) as usize]
-            ^ t[11][c[4] as usize]
-            ^ t[10][c[5] as usize]
-            ^ t[9][c[6] as usize]
-            ^ t[8][c[7] as usize]
-            ^ t[7][c[8] as usize]
-            ^ t[6][c[9] as usize]
-            ^ t[5][c[10] as usize]
-            ^ t[4][c[11] as usize]
-            ^ t[3][c[12] as usize]
-            ^ t[2][c[13] as usize]
-            ^ t[1][c[14] as usize]
-            ^ t[0][c[15] as usize];
+    const STRIPED_FROM: usize = 16 * 1024;
+    if data.len() < STRIPED_FROM {
+        return !crc_update(!0, data);
     }
-    for &b in chunks.remainder() {
-        crc = (crc >> 8) ^ t[0][((crc ^ u32::from(b)) & 0xff) as usize];
+    // The register is linear: over A then B it is (register after A) times
+    // x^(8|B|), plus the register of B alone from zero.
+    let len = data.len() / 32 * 8;
+    let (a, rest) = data.split_at(len);
+    let (b, rest) = rest.split_at(len);
+    let (c, rest) = rest.split_at(len);
+    let (d, tail) = rest.split_at(len);
+    let (mut ca, mut cb, mut cc, mut cd) = (!0u32, 0u32, 0u32, 0u32);
+    for (((wa, wb), wc), wd) in a
+        .chunks_exact(8)
+        .zip(b.chunks_exact(8))
+        .zip(c.chunks_exact(8))
+        .zip(d.chunks_exact(8))
+    {
+        ca = crc_step(ca, wa);
+        cb = crc_step(cb, wb);
+        cc = crc_step(cc, wc);
+        cd = crc_step(cd, wd);
     }
-    !crc
+    let shift = crc_shift(len);
+    let mut crc = ca;
+    for next in [cb, cc, cd] {
+        crc = crc_multiply(crc, shift) ^ next;
+    }
+    !crc_update(crc, tail)
 }
 
 #[cfg(test)]
