@@ -220,14 +220,14 @@ fn extend(input: &[u8], dist: usize, mut b: usize, end: usize) -> usize {
     b
 }
 
-/// Enters the last two positions of a match (from `start` to `end`) in the
-/// table, for what follows it.
+/// Enters a position near the end of a match (from `start` to `end`) in the
+/// table, for what follows it: one is enough where the repeat distance finds
+/// most matches, and each costs a store to a random place.
 #[inline(always)]
 fn remember(table: &mut [u32], input: &[u8], start: usize, end: usize) {
-    for p in [end - 2, end - 1] {
-        if p > start && p + 4 <= input.len() {
-            table[hash(read32(input, p))] = p as u32;
-        }
+    let p = end - 3;
+    if p > start && p + 4 <= input.len() {
+        table[hash(read32(input, p))] = p as u32;
     }
 }
 
