@@ -2,17 +2,21 @@
 //! scrape bodies look like: lines that repeat a metric name and a label set
 //! and differ in a few digits.
 //!
-//! * **Matching** is greedy LZ77 over a 32 KiB window. Each position first
-//!   tries the distance of the last match (in exposition text the previous line
-//!   usually has the same length, so the same distance continues the match
-//!   after a differing digit), then a table of the last position of each hashed
-//!   4-byte prefix. Matches are extended 8 bytes at a time, and backwards over
-//!   the pending literals. A long stretch without a match is scanned with a
-//!   growing step, so incompressible input costs little.
+//! * **Matching** is greedy LZ77 over a 32 KiB window, without lazy matching.
+//!   Each position first tries the distance of the last match (in exposition
+//!   text the previous line usually has the same length, so the same distance
+//!   goes on after a differing digit), then a table of the last position of
+//!   each hashed 4-byte prefix. Right after a match, one byte on is tried at
+//!   the same distance before anything else. Matches are extended 8 bytes at a
+//!   time, and backwards over the pending literals. A long stretch without a
+//!   match is scanned with a growing step, so incompressible input costs little.
 //! * **Blocks** (about 128 KiB of input each) get Huffman codes of their own,
-//!   built from their symbol counts and limited to 15 bits (7 for the code
-//!   length code); a block goes out with fixed codes or stored when that is
-//!   smaller.
+//!   built from symbol counts taken while matching and limited to 15 bits (7
+//!   for the code length code); a block goes out with fixed codes or stored
+//!   when that is smaller. Bits are written 8 bytes at a time, without a branch
+//!   per symbol.
+//! * **CRC-32** goes 8 bytes at a time with a table per byte position, over
+//!   four stripes of the input at once, joined by multiplying in GF(2).
 //! * **Memory**: a [`Gzip`] keeps its hash table and its list of matches
 //!   between calls, so a warm compression allocates nothing but what the output
 //!   buffer may need to grow.
@@ -137,9 +141,11 @@ impl Gzip {
             {
                 // Past a long run of literals, look at fewer positions.
                 ip += 1 + ((ip - anchor) >> 6);
-                if ip - block.start >= LITERAL_BLOCK {
+                // (The step may have gone past the end: then the last block
+                // takes the rest.)
+                let end = block.start + LITERAL_BLOCK;
+                if ip >= end && end <= n {
                     // A block of literals only: a whole number of stored blocks.
-                    let end = block.start + LITERAL_BLOCK;
                     block.add_literals(&input[anchor..end]);
                     anchor = end;
                     block.flush(input, anchor, false, &mut bits, out);

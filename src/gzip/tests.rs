@@ -123,6 +123,16 @@ fn gzip_round_trips_edge_inputs() {
         ("random 300 KiB", rng.bytes(300 * 1024)),
         ("65535 random", rng.bytes(65_535)),
         ("65536 random", rng.bytes(65_536)),
+        // Around the cut of a block that has no match.
+        (
+            "random, just short of a literal block",
+            rng.bytes(LITERAL_BLOCK - 140),
+        ),
+        ("random, a literal block", rng.bytes(LITERAL_BLOCK)),
+        (
+            "random, a literal block and 9",
+            rng.bytes(LITERAL_BLOCK + 9),
+        ),
         ("a run of 1 MiB", vec![0; 1 << 20]),
         ("a run of 259", vec![7; 259]),
         ("abc repeated", b"abc".repeat(50_000)),
@@ -163,7 +173,8 @@ fn a_big_registry_round_trips_at_more_than_6x() {
 #[test]
 fn generated_inputs_round_trip() {
     // Inputs made of pieces: random bytes, runs, copies of earlier stretches
-    // (near and far), and text lines with counters. Bounded: 400 inputs.
+    // (near and far), and text lines with counters. Bounded: 400 inputs of at
+    // most about 600 KiB.
     let mut rng = Rng(0x5EED);
     let mut gz = Gzip::new();
     for case in 0..400 {
@@ -177,7 +188,11 @@ fn generated_inputs_round_trip() {
         while input.len() < target {
             match rng.below(5) {
                 0 => {
-                    let n = 1 + rng.below(40);
+                    // Mostly a few bytes; now and then a stretch with no match.
+                    let n = 1 + match rng.below(16) {
+                        0 => rng.below(LITERAL_BLOCK + 1000),
+                        _ => rng.below(40),
+                    };
                     input.extend(rng.bytes(n));
                 }
                 1 => {
