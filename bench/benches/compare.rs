@@ -628,6 +628,98 @@ fn main() {
             target: "0".into(),
         });
         black_box((&ours_text, &ours_om, &theirs_buf, &client_buf));
+
+        // --- the same scrapes gzipped, as a server sends them to Prometheus:
+        // encode alone, encode + promlite's gzip, encode + flate2 at level 1.
+        let mut plain = Vec::new();
+        let mut zipped = Vec::new();
+        let mut gz = promlite::Gzip::new();
+        for (format, name) in [
+            (promlite::Format::Text, "text"),
+            (promlite::Format::OpenMetrics, "OpenMetrics"),
+        ] {
+            let mut alone = Vec::new();
+            let mut ours_plain = Vec::new();
+            let mut ours_zipped = Vec::new();
+            let mut flate_plain = Vec::new();
+            let mut flate_zipped = Vec::new();
+            let s = interleaved(&mut [
+                (
+                    "encode alone",
+                    Box::new(|n| {
+                        for _ in 0..n {
+                            alone.clear();
+                            promlite::encode(&ours, format, &mut alone);
+                        }
+                    }),
+                ),
+                (
+                    "encode + promlite gzip",
+                    Box::new(|n| {
+                        for _ in 0..n {
+                            ours_plain.clear();
+                            promlite::encode(&ours, format, &mut ours_plain);
+                            ours_zipped.clear();
+                            gz.compress(&ours_plain, &mut ours_zipped);
+                        }
+                    }),
+                ),
+                (
+                    "encode + flate2 level 1",
+                    Box::new(|n| {
+                        use std::io::Write as _;
+                        for _ in 0..n {
+                            flate_plain.clear();
+                            promlite::encode(&ours, format, &mut flate_plain);
+                            flate_zipped.clear();
+                            let mut e = flate2::write::GzEncoder::new(
+                                &mut flate_zipped,
+                                flate2::Compression::new(1),
+                            );
+                            e.write_all(&flate_plain).unwrap();
+                            e.finish().unwrap();
+                        }
+                    }),
+                ),
+            ]);
+            // Both decompress to the scrape.
+            for z in [&ours_zipped, &flate_zipped] {
+                let mut back = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&z[..]), &mut back)
+                    .unwrap();
+                assert!(back == alone, "gzip round trip");
+            }
+            let allocs = allocations(&mut || {
+                plain.clear();
+                promlite::encode(&ours, format, &mut plain);
+                zipped.clear();
+                gz.compress(&plain, &mut zipped);
+            });
+            let size = |z: &Vec<u8>| {
+                format!(
+                    "{} bytes, {:.1}x smaller",
+                    z.len(),
+                    alone.len() as f64 / z.len() as f64
+                )
+            };
+            rows.push(Row {
+                case: format!("{name} scrape ({} bytes), encode + gzip", alone.len()),
+                promlite: format!(
+                    "{} ({}); encode alone {}; {allocs} allocations warm",
+                    fmt(s[1]),
+                    size(&ours_zipped),
+                    fmt(s[0])
+                ),
+                prometheus: String::new(),
+                client: format!("flate2 level 1: {} ({})", fmt(s[2]), size(&flate_zipped)),
+                ratio: format!(
+                    "{:.2}x encode alone (flate2 level 1: {:.2}x)",
+                    s[1].median / s[0].median,
+                    s[2].median / s[0].median
+                ),
+                target: ">= 6x smaller, <= 3x encode alone".into(),
+            });
+        }
     }
 
     // --- heap bytes per counter series (2 labels: namespace and a 19-byte pod name).
