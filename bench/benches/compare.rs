@@ -445,6 +445,84 @@ fn main() {
         });
     }
 
+    // --- exemplars: a trace ID recorded with the update, against the update alone.
+    if wanted("exemplar") {
+        const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let registry = promlite::Registry::new();
+        let ours = registry.histogram("h_seconds", "h", &BUCKETS).unwrap();
+        let counter = registry.counter("c_total", "c").unwrap();
+        type Exemplar = Vec<(String, String)>;
+        let client = prometheus_client::metrics::exemplar::HistogramWithExemplars::<Exemplar>::new(
+            BUCKETS.into_iter(),
+        );
+        let client_counter =
+            prometheus_client::metrics::exemplar::CounterWithExemplar::<Exemplar>::default();
+        let trace = || vec![("trace_id".to_owned(), TRACE.to_owned())];
+        let values = observations();
+        let s = interleaved(&mut [
+            (
+                "promlite observe",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        black_box(&ours).observe(values[i % 64]);
+                    }
+                }),
+            ),
+            (
+                "promlite observe_with_exemplar",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        black_box(&ours)
+                            .observe_with_exemplar(values[i % 64], &[("trace_id", TRACE)])
+                            .unwrap();
+                    }
+                }),
+            ),
+            (
+                "prometheus-client observe with exemplar",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        black_box(&client).observe(values[i % 64], Some(trace()), None);
+                    }
+                }),
+            ),
+            (
+                "promlite inc_by_with_exemplar",
+                Box::new(|n| {
+                    for _ in 0..n {
+                        black_box(&counter)
+                            .inc_by_with_exemplar(1.0, &[("trace_id", TRACE)])
+                            .unwrap();
+                    }
+                }),
+            ),
+            (
+                "prometheus-client inc_by with exemplar",
+                Box::new(|n| {
+                    for _ in 0..n {
+                        black_box(&client_counter).inc_by(1, Some(trace()), None);
+                    }
+                }),
+            ),
+        ]);
+        rows.push(Row {
+            case: "histogram observe with an exemplar".into(),
+            promlite: format!("{} (observe alone: {})", fmt(s[1]), fmt(s[0])),
+            prometheus: "(no exemplars)".into(),
+            client: fmt(s[2]),
+            ratio: format!("{:.2}x prometheus-client", s[1].median / s[2].median),
+            target: "(reported)".into(),
+        });
+        rows.push(Row {
+            case: "counter inc with an exemplar".into(),
+            promlite: fmt(s[3]),
+            prometheus: "(no exemplars)".into(),
+            client: fmt(s[4]),
+            ratio: format!("{:.2}x prometheus-client", s[3].median / s[4].median),
+            target: "(reported)".into(),
+        });
+    }
+
     // --- the same counter from 2 threads at once.
     if wanted("contended") {
         let registry = promlite::Registry::new();
