@@ -104,6 +104,7 @@ impl Counter {
     }
 
     /// The exemplar, as a scrape reads it.
+    #[inline]
     pub(crate) fn exemplar(&self) -> &Exemplars {
         &self.inner.exemplar
     }
@@ -115,6 +116,7 @@ impl Counter {
     }
 
     /// The whole and fractional parts, as a scrape writes them.
+    #[inline]
     pub(crate) fn parts(&self) -> (u64, f64) {
         self.inner.parts()
     }
@@ -137,6 +139,7 @@ impl Series for Counter {
     fn create(_: &(), key: SeriesKey) -> Self {
         Counter::new(key)
     }
+    #[inline]
     fn key(&self) -> &SeriesKey {
         &self.inner.key
     }

@@ -17,11 +17,16 @@ use std::sync::{Mutex, OnceLock};
 /// together (OpenMetrics 1.0).
 pub const EXEMPLAR_LABELS_MAX_CHARS: usize = 128;
 
-/// The exemplar slots of one series, made on first use.
+/// The exemplar slots of one series, made on first use: 16 bytes per series
+/// until then (a thin pointer and the once-flag).
 #[derive(Debug, Default)]
 pub(crate) struct Exemplars {
-    slots: OnceLock<Box<[Slot]>>,
+    slots: OnceLock<Box<Slots>>,
 }
+
+/// Boxed once more so that the pointer in every series is a thin one.
+#[derive(Debug)]
+struct Slots(Box<[Slot]>);
 
 #[derive(Debug, Default)]
 struct Slot(Mutex<Recorded>);
@@ -49,8 +54,8 @@ impl Exemplars {
         check_labels(labels)?;
         let slots = self
             .slots
-            .get_or_init(|| (0..count).map(|_| Slot::default()).collect());
-        let Some(Slot(slot)) = slots.get(i) else {
+            .get_or_init(|| Box::new(Slots((0..count).map(|_| Slot::default()).collect())));
+        let Some(Slot(slot)) = slots.0.get(i) else {
             return Ok(());
         };
         let Ok(mut recorded) = slot.try_lock() else {
@@ -75,7 +80,7 @@ impl Exemplars {
     /// Calls `f(labels, value, millis)` with the exemplar in slot `i`, if one
     /// was recorded and the slot is free now.
     pub(crate) fn read(&self, i: usize, f: impl FnOnce(&[u8], f64, u64)) {
-        let Some(Slot(slot)) = self.slots.get().and_then(|s| s.get(i)) else {
+        let Some(Slot(slot)) = self.slots.get().and_then(|s| s.0.get(i)) else {
             return;
         };
         if let Ok(recorded) = slot.try_lock()
@@ -153,7 +158,7 @@ mod tests {
         let e = Exemplars::default();
         e.record(1, 0, &[("a", "1")], 1.0).unwrap();
         let slots = e.slots.get().unwrap();
-        let held = slots[0].0.lock().unwrap();
+        let held = slots.0[0].0.lock().unwrap();
         // A recording while a scrape holds the slot returns at once, dropped.
         e.record(1, 0, &[("a", "2")], 2.0).unwrap();
         // A scrape while the slot is held sees nothing, at once.

@@ -149,6 +149,7 @@ impl Histogram {
     }
 
     /// The exemplars of the buckets, as a scrape reads them.
+    #[inline]
     pub(crate) fn exemplars(&self) -> &Exemplars {
         &self.inner.exemplars
     }
@@ -182,6 +183,7 @@ impl Histogram {
     }
 
     /// The (non-cumulative) count of bucket `i`, `i == finite` being `+Inf`.
+    #[inline]
     pub(crate) fn bucket_count(&self, i: usize) -> u64 {
         self.inner.bucket_count(i)
     }
@@ -453,6 +455,7 @@ impl Series for Histogram {
     fn create(config: &Self::Config, key: SeriesKey) -> Self {
         Histogram::new(config, key)
     }
+    #[inline]
     fn key(&self) -> &SeriesKey {
         &self.inner.key
     }
