@@ -407,6 +407,8 @@ class Prometheus:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.sd_file = sim.tmp / "pods.json"
+        # Kubelet threads and the start write the file: one at a time.
+        self.sd_lock = threading.Lock()
         self.job = self.scrape_job()
         self.proc: subprocess.Popen | None = None
 
@@ -436,12 +438,15 @@ class Prometheus:
         return mf.pod_target(self.job, sim.pod_labels, port, sim.container_name, ns=NAMESPACE, name=pod.name,
                              phase=pod.phase, address=f"127.0.0.1:{pod.port}", ready=pod.ready and not pod.deleting)
 
-    def write_targets(self, pods: list[Pod]) -> None:
+    def write_targets(self, pods: list[Pod], only_if_missing: bool = False) -> None:
         """Atomically (rename), as Prometheus' file_sd documentation asks."""
         groups = [mf.sd_target_group(self.target(p)) for p in pods]
-        tmp = self.sd_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(groups, indent=1))
-        os.replace(tmp, self.sd_file)
+        with self.sd_lock:
+            if only_if_missing and self.sd_file.exists():
+                return
+            tmp = self.sd_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(groups, indent=1))
+            os.replace(tmp, self.sd_file)
 
     def start(self) -> None:
         sim = self.sim
@@ -451,8 +456,7 @@ class Prometheus:
                   "scrape_configs": [self.job]}
         path = sim.tmp / "prometheus.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False, width=1000))
-        if not self.sd_file.exists():
-            self.write_targets([])
+        self.write_targets([], only_if_missing=True)
         self.log = open(sim.tmp / "prometheus.log", "w")
         self.proc = subprocess.Popen([self.binary, f"--config.file={path}", f"--storage.tsdb.path={sim.tmp / 'tsdb'}",
                                       f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],

@@ -62,6 +62,9 @@ pub enum Error {
     /// A collector yielded a sample its family's type cannot hold (a single
     /// value for a histogram family, or a histogram for another type).
     WrongKind(String),
+    /// An exemplar's labels are not valid names, repeat a name, or have more
+    /// than 128 characters of names and values together.
+    InvalidExemplar(String),
 }
 
 impl fmt::Display for Error {
@@ -97,6 +100,7 @@ impl fmt::Display for Error {
                 "{metric}: unit {unit:?} refused: it must match [a-zA-Z0-9_]+ and the family name must end with _{unit}"
             ),
             Error::NotRegistered(name) => write!(f, "{name} is not registered"),
+            Error::InvalidExemplar(why) => write!(f, "exemplar refused: {why}"),
             Error::WrongKind(name) => {
                 write!(f, "{name}: the sample does not fit the family's type")
             }

@@ -40,6 +40,7 @@
 
 mod encoding;
 mod error;
+mod gzip;
 mod metrics;
 mod number;
 mod process;
@@ -51,7 +52,9 @@ mod tiny;
 
 pub use encoding::{Format, Samples};
 pub use error::Error;
+pub use gzip::{Gzip, gzip};
 pub use metrics::counter::Counter;
+pub use metrics::exemplar::EXEMPLAR_LABELS_MAX_CHARS;
 pub use metrics::family::{DEFAULT_SERIES_LIMIT, Family, Series};
 pub use metrics::gauge::Gauge;
 pub use metrics::histogram::{

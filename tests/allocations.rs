@@ -140,3 +140,24 @@ fn the_hot_path_allocates_nothing() {
     });
     assert_eq!(n, 0);
 }
+
+#[test]
+fn a_warm_gzip_allocates_nothing() {
+    let registry = common::hostile_registry();
+    let mut text = Vec::new();
+    promlite::encode_text(&registry, &mut text);
+    let big = text.repeat(200); // several blocks, and a stored-size check each
+    let mut gz = promlite::Gzip::new();
+    let mut out = Vec::new();
+    for input in [&text, &big] {
+        out.clear();
+        gz.compress(input, &mut out); // grows the tables and the buffer once
+        let first = out.clone();
+        let n = allocations_during(|| {
+            out.clear();
+            gz.compress(input, &mut out);
+        });
+        assert_eq!(n, 0, "{n} allocations in a warm compression");
+        assert!(out == first, "the same bytes again");
+    }
+}

@@ -9,7 +9,7 @@
 //! A counting global allocator gives allocations per warm scrape and heap bytes per
 //! series. `BENCH_ROUNDS` (default 15) sets the number of rounds; `BENCH_ONLY=word`
 //! runs only the cases named with it (`kept`, `labeled`, `observe`, `native`,
-//! `contended`, `encode`, `memory`).
+//! `exemplar`, `contended`, `encode`, `memory`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -538,6 +538,84 @@ fn main() {
         black_box((&native, &classic, &client));
     }
 
+    // --- exemplars: a trace ID recorded with the update, against the update alone.
+    if wanted("exemplar") {
+        const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let registry = promlite::Registry::new();
+        let ours = registry.histogram("h_seconds", "h", &BUCKETS).unwrap();
+        let counter = registry.counter("c_total", "c").unwrap();
+        type Exemplar = Vec<(String, String)>;
+        let client = prometheus_client::metrics::exemplar::HistogramWithExemplars::<Exemplar>::new(
+            BUCKETS.into_iter(),
+        );
+        let client_counter =
+            prometheus_client::metrics::exemplar::CounterWithExemplar::<Exemplar>::default();
+        let trace = || vec![("trace_id".to_owned(), TRACE.to_owned())];
+        let values = observations();
+        let s = interleaved(&mut [
+            (
+                "promlite observe",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        black_box(&ours).observe(values[i % 64]);
+                    }
+                }),
+            ),
+            (
+                "promlite observe_with_exemplar",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        black_box(&ours)
+                            .observe_with_exemplar(values[i % 64], &[("trace_id", TRACE)])
+                            .unwrap();
+                    }
+                }),
+            ),
+            (
+                "prometheus-client observe with exemplar",
+                Box::new(|n| {
+                    for i in 0..n as usize {
+                        black_box(&client).observe(values[i % 64], Some(trace()), None);
+                    }
+                }),
+            ),
+            (
+                "promlite inc_by_with_exemplar",
+                Box::new(|n| {
+                    for _ in 0..n {
+                        black_box(&counter)
+                            .inc_by_with_exemplar(1.0, &[("trace_id", TRACE)])
+                            .unwrap();
+                    }
+                }),
+            ),
+            (
+                "prometheus-client inc_by with exemplar",
+                Box::new(|n| {
+                    for _ in 0..n {
+                        black_box(&client_counter).inc_by(1, Some(trace()), None);
+                    }
+                }),
+            ),
+        ]);
+        rows.push(Row {
+            case: "histogram observe with an exemplar".into(),
+            promlite: format!("{} (observe alone: {})", fmt(s[1]), fmt(s[0])),
+            prometheus: "(no exemplars)".into(),
+            client: fmt(s[2]),
+            ratio: format!("{:.2}x prometheus-client", s[1].median / s[2].median),
+            target: "(reported)".into(),
+        });
+        rows.push(Row {
+            case: "counter inc with an exemplar".into(),
+            promlite: fmt(s[3]),
+            prometheus: "(no exemplars)".into(),
+            client: fmt(s[4]),
+            ratio: format!("{:.2}x prometheus-client", s[3].median / s[4].median),
+            target: "(reported)".into(),
+        });
+    }
+
     // --- the same counter from 2 threads at once.
     if wanted("contended") {
         let registry = promlite::Registry::new();
@@ -746,6 +824,98 @@ fn main() {
             target: "0".into(),
         });
         black_box((&ours_text, &ours_om, &ours_pb, &theirs_buf, &client_buf));
+
+        // --- the same scrapes gzipped, as a server sends them to Prometheus:
+        // encode alone, encode + promlite's gzip, encode + flate2 at level 1.
+        let mut plain = Vec::new();
+        let mut zipped = Vec::new();
+        let mut gz = promlite::Gzip::new();
+        for (format, name) in [
+            (promlite::Format::Text, "text"),
+            (promlite::Format::OpenMetrics, "OpenMetrics"),
+        ] {
+            let mut alone = Vec::new();
+            let mut ours_plain = Vec::new();
+            let mut ours_zipped = Vec::new();
+            let mut flate_plain = Vec::new();
+            let mut flate_zipped = Vec::new();
+            let s = interleaved(&mut [
+                (
+                    "encode alone",
+                    Box::new(|n| {
+                        for _ in 0..n {
+                            alone.clear();
+                            promlite::encode(&ours, format, &mut alone);
+                        }
+                    }),
+                ),
+                (
+                    "encode + promlite gzip",
+                    Box::new(|n| {
+                        for _ in 0..n {
+                            ours_plain.clear();
+                            promlite::encode(&ours, format, &mut ours_plain);
+                            ours_zipped.clear();
+                            gz.compress(&ours_plain, &mut ours_zipped);
+                        }
+                    }),
+                ),
+                (
+                    "encode + flate2 level 1",
+                    Box::new(|n| {
+                        use std::io::Write as _;
+                        for _ in 0..n {
+                            flate_plain.clear();
+                            promlite::encode(&ours, format, &mut flate_plain);
+                            flate_zipped.clear();
+                            let mut e = flate2::write::GzEncoder::new(
+                                &mut flate_zipped,
+                                flate2::Compression::new(1),
+                            );
+                            e.write_all(&flate_plain).unwrap();
+                            e.finish().unwrap();
+                        }
+                    }),
+                ),
+            ]);
+            // Both decompress to the scrape.
+            for z in [&ours_zipped, &flate_zipped] {
+                let mut back = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&z[..]), &mut back)
+                    .unwrap();
+                assert!(back == alone, "gzip round trip");
+            }
+            let allocs = allocations(&mut || {
+                plain.clear();
+                promlite::encode(&ours, format, &mut plain);
+                zipped.clear();
+                gz.compress(&plain, &mut zipped);
+            });
+            let size = |z: &Vec<u8>| {
+                format!(
+                    "{} bytes, {:.1}x smaller",
+                    z.len(),
+                    alone.len() as f64 / z.len() as f64
+                )
+            };
+            rows.push(Row {
+                case: format!("{name} scrape ({} bytes), encode + gzip", alone.len()),
+                promlite: format!(
+                    "{} ({}); encode alone {}; {allocs} allocations warm",
+                    fmt(s[1]),
+                    size(&ours_zipped),
+                    fmt(s[0])
+                ),
+                prometheus: String::new(),
+                client: format!("flate2 level 1: {} ({})", fmt(s[2]), size(&flate_zipped)),
+                ratio: format!(
+                    "{:.2}x encode alone (flate2 level 1: {:.2}x)",
+                    s[1].median / s[0].median,
+                    s[2].median / s[0].median
+                ),
+                target: ">= 6x smaller, <= 3x encode alone".into(),
+            });
+        }
     }
 
     // --- heap bytes per counter series (2 labels: namespace and a 19-byte pod name).

@@ -14,6 +14,7 @@
 use crate::Error;
 use crate::metrics::MetricType;
 use crate::metrics::counter::Counter;
+use crate::metrics::exemplar::Exemplars;
 use crate::metrics::family::{FamilyCore, Series};
 use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::Histogram;
@@ -200,6 +201,7 @@ impl Samples<'_> {
             sum,
             negative: buckets.first().is_some_and(|&(b, _)| b < 0.0),
             created: None,
+            exemplars: None,
         };
         let openmetrics = self.out.openmetrics;
         let names = self.label_names;
@@ -401,19 +403,27 @@ impl<'a> Writer<'a> {
 
     /// A time in milliseconds, written in seconds with up to three decimals.
     fn millis(&mut self, ms: u64) {
-        write_uint(self.buf, ms / 1000);
-        let fraction = ms % 1000;
-        if fraction != 0 {
-            let digits = [
-                b'.',
-                b'0' + (fraction / 100) as u8,
-                b'0' + (fraction / 10 % 10) as u8,
-                b'0' + (fraction % 10) as u8,
-            ];
-            let trailing_zeros = digits.iter().rev().take_while(|&&d| d == b'0').count();
-            self.buf.extend_from_slice(&digits[..4 - trailing_zeros]);
-        }
+        write_millis(self.buf, ms);
         self.buf.push(b'\n');
+    }
+
+    /// Adds the exemplar in slot `i` to the line just written (OpenMetrics only):
+    /// ` # {labels} value timestamp`.
+    fn exemplar(&mut self, exemplars: &Exemplars, i: usize) {
+        if !self.openmetrics {
+            return;
+        }
+        let buf = &mut *self.buf;
+        exemplars.read(i, |labels, value, millis| {
+            buf.pop(); // the line's newline
+            buf.extend_from_slice(b" # {");
+            buf.extend_from_slice(labels);
+            buf.extend_from_slice(b"} ");
+            write_float(buf, value);
+            buf.push(b' ');
+            write_millis(buf, millis);
+            buf.push(b'\n');
+        });
     }
 
     fn count(&mut self, n: u64) {
@@ -447,6 +457,7 @@ impl<'a> Writer<'a> {
             } else {
                 self.value(whole as f64 + fraction);
             }
+            self.exemplar(counter.exemplar(), 0);
             if self.created {
                 self.sample_start(base, "_created", &labels);
                 self.close_labels(&labels);
@@ -485,6 +496,7 @@ impl<'a> Writer<'a> {
                 sum: histogram.sum(),
                 negative: family.config.negative,
                 created: Some(histogram.key().created_millis()),
+                exemplars: Some(histogram.exemplars()),
             };
             self.histogram_series(
                 &series,
@@ -525,6 +537,9 @@ impl<'a> Writer<'a> {
             self.buf.extend_from_slice(b"\"} ");
             cumulative = cumulative.saturating_add(count(i));
             self.count(cumulative);
+            if let Some(exemplars) = series.exemplars {
+                self.exemplar(exemplars, i);
+            }
         }
         // OpenMetrics treats `_sum` as a counter: it forbids it (and then
         // `_count`) with negative bounds, and a negative one cannot be written.
@@ -544,6 +559,22 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// Appends a time in milliseconds as seconds with up to three decimals.
+fn write_millis(buf: &mut Vec<u8>, ms: u64) {
+    write_uint(buf, ms / 1000);
+    let fraction = ms % 1000;
+    if fraction != 0 {
+        let digits = [
+            b'.',
+            b'0' + (fraction / 100) as u8,
+            b'0' + (fraction / 10 % 10) as u8,
+            b'0' + (fraction % 10) as u8,
+        ];
+        let trailing_zeros = digits.iter().rev().take_while(|&&d| d == b'0').count();
+        buf.extend_from_slice(&digits[..4 - trailing_zeros]);
+    }
+}
+
 /// What the lines of one histogram series need besides its labels and buckets.
 struct HistogramLines<'a> {
     name: &'a str,
@@ -553,4 +584,6 @@ struct HistogramLines<'a> {
     /// Whether a bound is negative.
     negative: bool,
     created: Option<u64>,
+    /// One per bucket, for a histogram family's series.
+    exemplars: Option<&'a Exemplars>,
 }

@@ -61,6 +61,7 @@ impl Writer<'_> {
                         sum: snapshot.sum,
                         negative: buckets.negative,
                         created,
+                        exemplars: None,
                     };
                     self.histogram_series(
                         &series,
@@ -76,6 +77,7 @@ impl Writer<'_> {
                         sum: snapshot.sum,
                         negative: false,
                         created,
+                        exemplars: None,
                     };
                     self.histogram_series(
                         &series,

@@ -1,6 +1,7 @@
 //! [`Counter`]: a value that only goes up.
 
 use crate::Error;
+use crate::metrics::exemplar::Exemplars;
 use crate::metrics::family::{Family, Sealed, Series};
 use crate::metrics::key::SeriesKey;
 use crate::number::MAX_EXACT;
@@ -32,8 +33,9 @@ pub(crate) struct CounterSeries {
     whole: AtomicU64,
     /// Fractional increments, as `f64` bits, added with a compare-and-swap loop.
     fraction: AtomicU64,
-    /// The label values and the creation time; see `family.rs`.
+    /// The label values and the creation time; see `key.rs`.
     pub(crate) key: SeriesKey,
+    exemplar: Exemplars,
 }
 
 impl Counter {
@@ -43,6 +45,7 @@ impl Counter {
                 whole: AtomicU64::new(0),
                 fraction: AtomicU64::new(0f64.to_bits()),
                 key,
+                exemplar: Exemplars::default(),
             }),
         }
     }
@@ -77,6 +80,35 @@ impl Counter {
         Ok(())
     }
 
+    /// Adds `v` (as [`inc_by`](Counter::inc_by) does) and records it as the
+    /// counter's exemplar with `labels` (a trace ID, say), which OpenMetrics
+    /// scrapes show after the value. The labels may have at most 128 characters
+    /// of names and values together; invalid ones are refused with
+    /// [`Error::InvalidExemplar`] and nothing is added.
+    ///
+    /// ```
+    /// let registry = promlite::Registry::new();
+    /// let orders = registry.counter("orders_total", "Orders.").unwrap();
+    /// orders.inc_by_with_exemplar(1.0, &[("trace_id", "4bf92f3577b34da6")]).unwrap();
+    /// let mut buf = Vec::new();
+    /// promlite::encode(&registry, promlite::Format::OpenMetrics, &mut buf);
+    /// let text = String::from_utf8(buf).unwrap();
+    /// assert!(text.contains("orders_total 1 # {trace_id=\"4bf92f3577b34da6\"} 1 "));
+    /// ```
+    pub fn inc_by_with_exemplar(&self, v: f64, labels: &[(&str, &str)]) -> Result<(), Error> {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(Error::InvalidIncrement(v));
+        }
+        self.inner.exemplar.record(1, 0, labels, v)?;
+        self.inc_by(v)
+    }
+
+    /// The exemplar, as a scrape reads it.
+    #[inline]
+    pub(crate) fn exemplar(&self) -> &Exemplars {
+        &self.inner.exemplar
+    }
+
     /// The current value.
     pub fn get(&self) -> f64 {
         let (whole, fraction) = self.parts();
@@ -84,6 +116,7 @@ impl Counter {
     }
 
     /// The whole and fractional parts, as a scrape writes them.
+    #[inline]
     pub(crate) fn parts(&self) -> (u64, f64) {
         self.inner.parts()
     }
@@ -106,6 +139,7 @@ impl Series for Counter {
     fn create(_: &(), key: SeriesKey) -> Self {
         Counter::new(key)
     }
+    #[inline]
     fn key(&self) -> &SeriesKey {
         &self.inner.key
     }

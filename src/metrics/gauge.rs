@@ -91,6 +91,7 @@ impl Series for Gauge {
     fn create(_: &(), key: SeriesKey) -> Self {
         Gauge::new(key)
     }
+    #[inline]
     fn key(&self) -> &SeriesKey {
         &self.inner.key
     }

@@ -15,6 +15,7 @@
 //! read-modify-writes there. A scrape adds the stripes up. Nothing ever blocks.
 
 use crate::Error;
+use crate::metrics::exemplar::Exemplars;
 use crate::metrics::family::{Family, Sealed, Series};
 use crate::metrics::key::SeriesKey;
 use std::cell::Cell;
@@ -64,8 +65,10 @@ pub(crate) struct HistogramSeries {
     /// (the last is `+Inf`), then the sum as `f64` bits.
     lines: Box<[CacheLine]>,
     lines_per_stripe: usize,
-    /// The label values and the creation time; see `family.rs`.
+    /// The label values and the creation time; see `key.rs`.
     pub(crate) key: SeriesKey,
+    /// One per bucket, made on the first exemplar.
+    exemplars: Exemplars,
 }
 
 /// 128 bytes: two cache lines, because CPUs fetch lines in adjacent pairs, and two
@@ -93,6 +96,7 @@ impl Histogram {
                 lines,
                 lines_per_stripe,
                 key,
+                exemplars: Exemplars::default(),
             }),
         }
     }
@@ -118,6 +122,36 @@ impl Histogram {
             let new = f64::from_bits(total.load(Ordering::Relaxed)) + v;
             total.store(new.to_bits(), Ordering::Relaxed);
         }
+    }
+
+    /// Records one observation, and keeps it as the exemplar of its bucket with
+    /// `labels` (a trace ID, say), which OpenMetrics scrapes show on that
+    /// bucket's line. Labels over 128 characters, or with invalid names, are
+    /// refused with [`Error::InvalidExemplar`] and nothing is observed.
+    ///
+    /// ```
+    /// let registry = promlite::Registry::new();
+    /// let latency = registry.histogram("wait_seconds", "Waits.", &[0.1, 1.0]).unwrap();
+    /// latency.observe_with_exemplar(0.25, &[("trace_id", "abc")]).unwrap();
+    /// let mut buf = Vec::new();
+    /// promlite::encode(&registry, promlite::Format::OpenMetrics, &mut buf);
+    /// let text = String::from_utf8(buf).unwrap();
+    /// assert!(text.contains("wait_seconds_bucket{le=\"1.0\"} 1 # {trace_id=\"abc\"} 0.25 "));
+    /// ```
+    pub fn observe_with_exemplar(&self, v: f64, labels: &[(&str, &str)]) -> Result<(), Error> {
+        let series = &*self.inner;
+        let bucket = series.bucket_index(v);
+        series
+            .exemplars
+            .record(series.finite + 1, bucket, labels, v)?;
+        self.observe(v);
+        Ok(())
+    }
+
+    /// The exemplars of the buckets, as a scrape reads them.
+    #[inline]
+    pub(crate) fn exemplars(&self) -> &Exemplars {
+        &self.inner.exemplars
     }
 
     /// Records a duration, in seconds.
@@ -149,6 +183,7 @@ impl Histogram {
     }
 
     /// The (non-cumulative) count of bucket `i`, `i == finite` being `+Inf`.
+    #[inline]
     pub(crate) fn bucket_count(&self, i: usize) -> u64 {
         self.inner.bucket_count(i)
     }
@@ -420,6 +455,7 @@ impl Series for Histogram {
     fn create(config: &Self::Config, key: SeriesKey) -> Self {
         Histogram::new(config, key)
     }
+    #[inline]
     fn key(&self) -> &SeriesKey {
         &self.inner.key
     }

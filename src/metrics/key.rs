@@ -199,11 +199,13 @@ impl LabelNames {
         self.all.iter().map(|n| &**n).collect()
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.prefixes.len()
     }
 
     /// Refuses a label set of the wrong size for the family `metric`.
+    #[inline]
     pub(crate) fn check_count(&self, metric: &str, got: usize) -> Result<(), Error> {
         if got == self.len() {
             return Ok(());

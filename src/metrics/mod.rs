@@ -5,6 +5,7 @@
 //! encoders read the metrics, never the other way round.
 
 pub(crate) mod counter;
+pub(crate) mod exemplar;
 pub(crate) mod family;
 pub(crate) mod gauge;
 pub(crate) mod histogram;
@@ -61,6 +62,11 @@ fn valid_name(name: &str, colons: bool) -> bool {
                 || (colons && b == b':')
                 || (i > 0 && b.is_ascii_digit())
         })
+}
+
+/// Whether `name` is a valid label name, `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub(crate) fn valid_label_name(name: &str) -> bool {
+    valid_name(name, false)
 }
 
 /// Checks a metric name against the Prometheus rule `[a-zA-Z_:][a-zA-Z0-9_:]*`.

@@ -24,10 +24,14 @@
 //!   first byte, a connection may idle [`Exporter::idle_timeout`], and a write
 //!   that makes no progress for [`Exporter::write_timeout`] ends the connection.
 //!   One timer thread enforces the deadlines.
+//! * **`/metrics` is gzipped** ([`compress`]) when the request's
+//!   `Accept-Encoding` takes gzip (Prometheus sends `Accept-Encoding: gzip`) and
+//!   the body is over 1 KiB; each worker keeps its compressor's tables.
 //! * **It never stops serving**: an `accept()` error (out of file descriptors, of
 //!   memory) pauses accepting for 100 ms, then it tries again; a panic in a route
 //!   is a 500 and the worker goes on.
 
+mod compress;
 mod conn;
 mod gate;
 mod listener;
@@ -298,6 +302,7 @@ impl Exporter {
             registry: self.registry,
             routes: self.routes,
             answers: AtomicU64::new(0),
+            gzipped: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
             turned_away: AtomicU64::new(0),
@@ -390,6 +395,12 @@ impl Running {
         self.shared.table.held()
     }
 
+    /// Answers sent gzipped so far (`/metrics` bodies over 1 KiB, to requests
+    /// whose `Accept-Encoding` takes gzip; answers to `HEAD` included).
+    pub fn gzipped(&self) -> u64 {
+        self.shared.gzipped.load(Relaxed)
+    }
+
     /// Requests refused so far for breaking a rule (malformed, too large, ...).
     pub fn refused(&self) -> u64 {
         self.shared.refused.load(Relaxed)
@@ -476,6 +487,7 @@ pub(crate) struct Shared {
     registry: Metrics,
     routes: Option<Arc<Routes>>,
     pub(crate) answers: AtomicU64,
+    pub(crate) gzipped: AtomicU64,
     pub(crate) refused: AtomicU64,
     accept_errors: AtomicU64,
     turned_away: AtomicU64,

@@ -6,6 +6,7 @@
 //! a route that blocks holds up its own connection only, and the number of workers
 //! is the number of routes that can run at once.
 
+use super::compress::Compression;
 use super::conn::{self, Conn};
 use super::parse::{self, Reject};
 use super::poller::Wait;
@@ -42,6 +43,8 @@ pub(crate) struct Worker {
     body: Vec<u8>,
     /// The parsed head, whose field list is reused.
     head: parse::Head,
+    /// gzip for `/metrics`, with its tables.
+    compression: Compression,
 }
 
 /// What becomes of a connection after its turn.
@@ -67,6 +70,7 @@ impl Worker {
             output: Vec::new(),
             body: Vec::new(),
             head: parse::Head::new(),
+            compression: Compression::default(),
         }
     }
 
@@ -344,6 +348,10 @@ impl Worker {
         );
         self.body.clear();
         let answer = self.shared.answer(self.index, &request, &mut self.body);
+        let encoding = self.compression.apply(&request, &answer, &mut self.body);
+        if encoding.content_encoding.is_some() {
+            self.shared.gzipped.fetch_add(1, Relaxed);
+        }
         let close = !meaning.keep_alive || self.shared.is_stopping();
         let head_only = request.method() == super::Method::Head;
         response::Head {
@@ -353,8 +361,8 @@ impl Worker {
             close,
             allow: answer.allow,
             retry_after_secs: None,
-            content_encoding: None,
-            vary: None,
+            content_encoding: encoding.content_encoding,
+            vary: encoding.vary,
         }
         .write(&mut conn.output);
         if !head_only {
