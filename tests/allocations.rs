@@ -113,6 +113,25 @@ fn a_warm_scrape_of_native_histograms_allocates_nothing() {
 }
 
 #[test]
+fn a_warm_scrape_with_exemplars_allocates_nothing() {
+    let registry = promlite::Registry::new();
+    let c = registry.counter("orders_total", "").unwrap();
+    c.inc_by_with_exemplar(1.0, &[("trace_id", "a\"b")])
+        .unwrap();
+    let h = registry.histogram("wait_seconds", "", &[0.1, 1.0]).unwrap();
+    h.observe_with_exemplar(0.5, &[("trace_id", "c")]).unwrap();
+    for format in [promlite::Format::OpenMetrics, promlite::Format::Protobuf] {
+        let mut buf = Vec::new();
+        promlite::encode(&registry, format, &mut buf);
+        let n = allocations_during(|| {
+            buf.clear();
+            promlite::encode(&registry, format, &mut buf);
+        });
+        assert_eq!(n, 0, "{format:?}: {n} allocations in a warm scrape");
+    }
+}
+
+#[test]
 fn the_counting_allocator_does_count() {
     // A cold scrape grows the buffer: the check above is able to fail.
     let registry = common::seed_registry();

@@ -6,7 +6,8 @@
 //! stored as classic series, and so are the classic buckets of a histogram
 //! that has both, from a job that scrapes the text format. slpocapp with
 //! `--native-histogram` is scraped too, and the dashboard's native panel query
-//! answers.
+//! answers. With `exemplar-storage` on as well, the exemplars of a counter and
+//! of a classic bucket come through the protobuf format.
 //!
 //! Needs `prometheus` (Debian package `prometheus`; `PROMETHEUS` names another
 //! binary), so it is `#[ignore]`d in a plain `cargo test`; the project's test
@@ -54,7 +55,7 @@ impl Prometheus {
                 dir.join("data").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
-            .arg("--enable-feature=native-histograms")
+            .arg("--enable-feature=native-histograms,exemplar-storage")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -175,6 +176,7 @@ fn prometheus_stores_native_histograms_scraped_over_protobuf() {
     let classic = registry
         .histogram("test_classic_seconds", "Classic only.", &[0.01, 0.1, 1.0])
         .unwrap();
+    let orders = registry.counter("test_orders_total", "Orders.").unwrap();
     let text = Arc::clone(&registry);
     let server = Exporter::new(Arc::clone(&registry))
         .routes(move |request, body| {
@@ -226,6 +228,12 @@ fn prometheus_stores_native_histograms_scraped_over_protobuf() {
         both.observe(v);
         classic.observe(v);
     }
+    classic
+        .observe_with_exemplar(0.05, &[("trace_id", "4bf92f3577b34da6")])
+        .unwrap();
+    orders
+        .inc_by_with_exemplar(2.0, &[("trace_id", "a\"quoted\"id")])
+        .unwrap();
     let n = observations.len() as f64;
     let sum = observations.iter().fold(0.0, |s, v| s + v);
     let mut sorted = observations.clone();
@@ -268,12 +276,42 @@ fn prometheus_stores_native_histograms_scraped_over_protobuf() {
     // buckets of the one with both from the job that scrapes the text format.
     assert_eq!(
         prometheus.query("test_classic_seconds_bucket{job=\"native\",le=\"+Inf\"}"),
-        Some(n)
+        Some(n + 1.0)
     );
     let below = observations.iter().filter(|&&v| v <= 0.1).count() as f64;
     assert_eq!(
         prometheus.query("test_classic_seconds_bucket{job=\"native\",le=\"0.1\"}"),
-        Some(below)
+        Some(below + 1.0)
+    );
+    // The exemplars, as Prometheus's exemplar API returns them.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let exemplars = |p: &Prometheus, q: &str| {
+        let path = format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            percent_encode(q),
+            now - 600,
+            now + 600
+        );
+        p.get(&path).map(|r| r.text()).unwrap_or_default()
+    };
+    let mut bucket = String::new();
+    let mut counter = String::new();
+    prometheus.wait_for("the exemplars", Duration::from_secs(20), |p| {
+        bucket = exemplars(p, "test_classic_seconds_bucket{job=\"native\"}");
+        counter = exemplars(p, "test_orders_total{job=\"native\"}");
+        bucket.contains("\"exemplars\":[") && counter.contains("\"exemplars\":[")
+    });
+    assert!(
+        bucket.contains("\"labels\":{\"trace_id\":\"4bf92f3577b34da6\"},\"value\":\"0.05\""),
+        "{bucket}"
+    );
+    assert!(bucket.contains("\"le\":\"0.1\""), "{bucket}");
+    assert!(
+        counter.contains("\"labels\":{\"trace_id\":\"a\\\"quoted\\\"id\"},\"value\":\"2\""),
+        "{counter}"
     );
     prometheus.wait_for("the text job", Duration::from_secs(20), |p| {
         p.query("test_both_seconds_bucket{job=\"text\",le=\"0.1\"}") == Some(below)

@@ -497,3 +497,65 @@ fn protoc_reads_back_native_histograms() {
         "{text}"
     );
 }
+
+#[test]
+#[ignore = "needs protoc (Debian package protobuf-compiler); the test command runs it"]
+fn protoc_reads_back_exemplars() {
+    use decode::{Field, all, float, one, parse};
+    let registry = promlite::Registry::new();
+    let hostile = "a\"b\\c\nd ñ";
+    let c = registry.counter("orders_total", "Orders.").unwrap();
+    c.inc_by_with_exemplar(2.0, &[("trace_id", "abc"), ("user", hostile)])
+        .unwrap();
+    let h = registry
+        .histogram("latency_seconds", "Latency.", &[0.1, 1.0])
+        .unwrap();
+    h.observe(0.05);
+    h.observe_with_exemplar(0.5, &[("trace_id", "def")])
+        .unwrap();
+    let before = common::now();
+    let mut stream = Vec::new();
+    promlite::encode(&registry, Format::Protobuf, &mut stream);
+    let families = decode::split_delimited(&stream);
+    assert_eq!(families.len(), 2);
+    let message = |f: &Field| match f {
+        Field::Message(m) => m.clone(),
+        other => panic!("{other:?}"),
+    };
+    let text = |f: &Field| match f {
+        Field::Str(s) => String::from_utf8(s.clone()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let exemplar_of = |e: &decode::Message| {
+        let labels: Vec<(String, String)> = all(e, "label")
+            .map(|l| {
+                let l = message(l);
+                (
+                    text(one(&l, "name").unwrap()),
+                    text(one(&l, "value").unwrap()),
+                )
+            })
+            .collect();
+        let ts = message(one(e, "timestamp").unwrap());
+        let seconds: f64 = decode::int::<u64>(one(&ts, "seconds").unwrap()) as f64;
+        assert!((seconds - before).abs() < 60.0, "the exemplar's time");
+        (labels, float(one(e, "value").unwrap()))
+    };
+    let counter = parse(&decode::protoc_text(families[0]));
+    let metric = message(one(&counter, "metric").unwrap());
+    let c = message(one(&metric, "counter").unwrap());
+    assert_eq!(
+        exemplar_of(&message(one(&c, "exemplar").unwrap())),
+        (labels(&[("trace_id", "abc"), ("user", hostile)]), 2.0)
+    );
+    let histogram = parse(&decode::protoc_text(families[1]));
+    let metric = message(one(&histogram, "metric").unwrap());
+    let h = message(one(&metric, "histogram").unwrap());
+    let buckets: Vec<decode::Message> = all(&h, "bucket").map(message).collect();
+    assert_eq!(buckets.len(), 2);
+    assert!(one(&buckets[0], "exemplar").is_none());
+    assert_eq!(
+        exemplar_of(&message(one(&buckets[1], "exemplar").unwrap())),
+        (labels(&[("trace_id", "def")]), 0.5)
+    );
+}

@@ -32,10 +32,14 @@
 //! * An info family is a gauge named with `_info`, as in the text format.
 //! * Creation times (`created_timestamp`) are written when the registry asks for
 //!   `_created` samples.
+//! * Exemplars are written as OpenMetrics writes them (counters, and the finite
+//!   buckets of classic histograms; the `+Inf` bucket, left out, takes its
+//!   exemplar with it).
 
 use super::Writer;
 use crate::metrics::MetricType;
 use crate::metrics::counter::Counter;
+use crate::metrics::exemplar::Exemplars;
 use crate::metrics::family::{FamilyCore, Series};
 use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::Histogram;
@@ -71,7 +75,13 @@ mod field {
     }
     /// `Gauge.value` and `Counter.value`.
     pub(super) const VALUE: u64 = 1;
+    pub(super) const COUNTER_EXEMPLAR: u64 = 2;
     pub(super) const COUNTER_CREATED: u64 = 3;
+    pub(super) mod exemplar {
+        pub(crate) const LABEL: u64 = 1;
+        pub(crate) const VALUE: u64 = 2;
+        pub(crate) const TIMESTAMP: u64 = 3;
+    }
     pub(super) mod histogram {
         pub(crate) const SAMPLE_COUNT: u64 = 1;
         pub(crate) const SAMPLE_SUM: u64 = 2;
@@ -88,6 +98,7 @@ mod field {
     pub(super) mod bucket {
         pub(crate) const CUMULATIVE_COUNT: u64 = 1;
         pub(crate) const UPPER_BOUND: u64 = 2;
+        pub(crate) const EXEMPLAR: u64 = 3;
     }
     pub(super) mod span {
         pub(crate) const OFFSET: u64 = 1;
@@ -316,6 +327,7 @@ impl Writer<'_> {
                 let (whole, fraction) = counter.parts();
                 message(buf, field::metric::COUNTER, |buf| {
                     double_field(buf, field::VALUE, whole as f64 + fraction);
+                    exemplar(buf, field::COUNTER_EXEMPLAR, counter.exemplar(), 0);
                     if created {
                         let millis = counter.key().created_millis();
                         timestamp(buf, field::COUNTER_CREATED, millis);
@@ -354,12 +366,14 @@ impl Writer<'_> {
                 joined_labels(buf, &family.label_names, histogram.key().labels());
                 let millis = created.then(|| histogram.key().created_millis());
                 message(buf, field::metric::HISTOGRAM, |buf| {
+                    let exemplars = Some(histogram.exemplars()).filter(|e| !e.is_empty());
                     classic_histogram(
                         buf,
                         bounds,
                         |i| histogram.bucket_count(i),
                         histogram.sum(),
                         millis,
+                        exemplars,
                     );
                 });
             });
@@ -506,17 +520,97 @@ fn classic_histogram(
     mut count: impl FnMut(usize) -> u64,
     sum: f64,
     created: Option<u64>,
+    exemplars: Option<&Exemplars>,
 ) {
     let mut cumulative = 0u64;
     for (i, &bound) in bounds.iter().enumerate() {
         cumulative = cumulative.saturating_add(count(i));
-        bucket(buf, bound, cumulative);
+        match exemplars {
+            None => bucket(buf, bound, cumulative),
+            Some(exemplars) => message(buf, field::histogram::BUCKET, |buf| {
+                uint_field(buf, field::bucket::CUMULATIVE_COUNT, cumulative);
+                double_field(buf, field::bucket::UPPER_BOUND, bound);
+                exemplar(buf, field::bucket::EXEMPLAR, exemplars, i);
+            }),
+        }
     }
     cumulative = cumulative.saturating_add(count(bounds.len()));
     uint_field(buf, field::histogram::SAMPLE_COUNT, cumulative);
     double_field(buf, field::histogram::SAMPLE_SUM, sum);
     if let Some(millis) = created {
         timestamp(buf, field::histogram::CREATED, millis);
+    }
+}
+
+/// The exemplar in slot `i`, if any, as an `Exemplar` in field `field`: its
+/// labels (kept as OpenMetrics renders them, `name="value",...`, and unescaped
+/// here), value and time.
+fn exemplar(buf: &mut Vec<u8>, field: u64, exemplars: &Exemplars, i: usize) {
+    exemplars.read(i, |labels, value, millis| {
+        message(buf, field, |buf| {
+            let mut rest = labels;
+            while let Some(eq) = rest.iter().position(|&b| b == b'=') {
+                let name = &rest[..eq];
+                // `="`, the escaped value, `"`, then `,` before the next label.
+                let value = &rest[eq + 2..];
+                let end = closing_quote(value);
+                escaped_label_pair(buf, name, &value[..end]);
+                rest = value.get(end + 2..).unwrap_or(&[]);
+            }
+            double_field(buf, field::exemplar::VALUE, value);
+            timestamp(buf, field::exemplar::TIMESTAMP, millis);
+        });
+    });
+}
+
+/// Where the quoted value that `value` starts ends (its closing quote).
+fn closing_quote(value: &[u8]) -> usize {
+    let mut i = 0;
+    while i < value.len() {
+        match value[i] {
+            b'\\' => i += 2,
+            b'"' => return i,
+            _ => i += 1,
+        }
+    }
+    value.len()
+}
+
+/// A `LabelPair` whose value is escaped as in the text formats (`\\`, `\"`,
+/// `\n`): written unescaped.
+fn escaped_label_pair(buf: &mut Vec<u8>, name: &[u8], escaped: &[u8]) {
+    let backslashes = {
+        let (mut n, mut i) = (0, 0);
+        while i < escaped.len() {
+            if escaped[i] == b'\\' {
+                n += 1;
+                i += 1;
+            }
+            i += 1;
+        }
+        n
+    };
+    let value_len = escaped.len() - backslashes;
+    let len = 2 + varint_len(name.len() as u64) + name.len() + varint_len(value_len as u64);
+    key(buf, field::exemplar::LABEL, LEN);
+    varint(buf, (len + value_len) as u64);
+    bytes_field(buf, field::label::NAME, name);
+    key(buf, field::label::VALUE, LEN);
+    varint(buf, value_len as u64);
+    let mut i = 0;
+    while i < escaped.len() {
+        let b = escaped[i];
+        if b == b'\\' && i + 1 < escaped.len() {
+            i += 1;
+            buf.push(if escaped[i] == b'n' {
+                b'\n'
+            } else {
+                escaped[i]
+            });
+        } else {
+            buf.push(b);
+        }
+        i += 1;
     }
 }
 

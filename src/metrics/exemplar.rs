@@ -77,6 +77,11 @@ impl Exemplars {
         Ok(())
     }
 
+    /// Whether no exemplar was ever recorded (the slots are not made yet).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.get().is_none()
+    }
+
     /// Calls `f(labels, value, millis)` with the exemplar in slot `i`, if one
     /// was recorded and the slot is free now.
     pub(crate) fn read(&self, i: usize, f: impl FnOnce(&[u8], f64, u64)) {
