@@ -1,5 +1,6 @@
 //! Exemplars: one recent observation per counter, or per histogram bucket,
-//! with labels that point elsewhere (a trace ID), exposed in OpenMetrics only.
+//! with labels that point elsewhere (a trace ID), exposed in OpenMetrics and in
+//! the protobuf format (the text format 0.0.4 has no exemplars).
 //!
 //! A series gets its exemplar slots the first time an exemplar is recorded, so
 //! series that never see one cost a pointer and no time. A slot is a mutex that
