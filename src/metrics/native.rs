@@ -238,6 +238,10 @@ pub(crate) struct NativeSeries {
     pub(crate) key: SeriesKey,
 }
 
+/// The sign bit of an `f64`, and the bits of `+Inf`.
+const SIGN: u64 = 1 << 63;
+const INFINITY: u64 = 0x7ff0_0000_0000_0000;
+
 /// Marks a sign that has seen no observation yet (its window has no place).
 const EMPTY: i32 = i32::MIN;
 
@@ -531,12 +535,13 @@ impl NativeSeries {
         }
         let sum = f64::from_bits(stripe.sum.load(Ordering::Relaxed)) + v;
         stripe.sum.store(sum.to_bits(), Ordering::Relaxed);
-        let magnitude = v.abs();
-        if magnitude <= self.zero_threshold {
-            bump(&stripe.zero);
-        } else if magnitude < f64::INFINITY {
+        // The magnitude's bits: ordered as the magnitudes are (NaN above +Inf).
+        let magnitude = v.to_bits() & !SIGN;
+        let threshold = self.zero_threshold.to_bits();
+        // One comparison for threshold < |v| < +Inf, the common case.
+        if magnitude.wrapping_sub(threshold + 1) < INFINITY - (threshold + 1) {
             let schema = stripe.schema.load(Ordering::Relaxed);
-            let k = index(magnitude, schema, self.octaves);
+            let k = index(f64::from_bits(magnitude), schema, self.octaves);
             if v > 0.0 {
                 let at = stripe.positive_base.load(Ordering::Relaxed);
                 match slot_of(k, at).and_then(|i| stripe.positive.get(i)) {
@@ -546,7 +551,9 @@ impl NativeSeries {
             } else {
                 self.record_negative(stripe, k);
             }
-        } else if magnitude == f64::INFINITY {
+        } else if magnitude <= threshold {
+            bump(&stripe.zero);
+        } else if magnitude == INFINITY {
             bump(if v > 0.0 {
                 &stripe.positive_inf
             } else {

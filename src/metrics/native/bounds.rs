@@ -17,7 +17,9 @@
 //! `2^(s+1)` equal slices of `[1, 2)`, each narrower than the gap between two
 //! boundaries (`2^(1/2^s) - 1 > ln 2 / 2^s > 1 / 2^(s+1)`), so a slice holds at
 //! most one boundary; the table gives the first boundary at or above the slice's
-//! start, and the mantissa is either at or below it, or in the next bucket.
+//! start (with its bits, in the same entry), and the mantissa is either at or
+//! below it, or in the next bucket. Positive floats compare as their bits do,
+//! so the comparison is of integers.
 
 use std::sync::LazyLock;
 
@@ -32,9 +34,16 @@ pub(crate) struct Octave {
     /// `bounds[j]` is the largest `f64` at or below `2^(j/2^s)`, `j` in `0..=2^s`
     /// (of a fixed size, so that a masked index needs no bounds check).
     pub(crate) bounds: [f64; TABLE],
-    /// For each of the `2^(s+1)` slices of `[1, 2)`, the least `j >= 1` with
-    /// `bounds[j]` at or above the slice's start.
-    first: [u16; TABLE],
+    /// For each of the `2^(s+1)` slices of `[1, 2)`, the least `j` with
+    /// `bounds[j]` at or above the slice's start, and that bound's bits.
+    slices: [Slice; TABLE],
+}
+
+/// A slice's first boundary: its index in the octave, and its bits.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slice {
+    bound: u64,
+    j: u32,
 }
 
 /// Room for the 2^9 slices of schema 8 (and its 257 boundaries).
@@ -65,12 +74,19 @@ impl Octave {
             };
         }
         let slices = 1usize << (schema + 1);
-        let mut first = [0u16; TABLE];
-        for (t, first) in first.iter_mut().enumerate().take(slices) {
+        let mut table = [Slice::default(); TABLE];
+        for (t, slice) in table.iter_mut().enumerate().take(slices) {
             let start = 1.0 + t as f64 / slices as f64;
-            *first = (1..=n).find(|&j| bounds[j] >= start).unwrap_or(n) as u16;
+            let j = (0..=n).find(|&j| bounds[j] >= start).unwrap_or(n);
+            *slice = Slice {
+                bound: bounds[j].to_bits(),
+                j: j as u32,
+            };
         }
-        Octave { bounds, first }
+        Octave {
+            bounds,
+            slices: table,
+        }
     }
 }
 
@@ -139,16 +155,14 @@ pub(crate) fn index(v: f64, schema: i32, octaves: &[Octave; 8]) -> i32 {
         (top - 1074, (m << (MANTISSA_BITS as i32 - top)) & MANTISSA)
     };
     if schema > 0 {
-        // (The masks change nothing but spare the bounds checks.)
+        // (The masks change nothing but spare the bounds checks.) A power of
+        // two, mantissa 0, is in slice 0, whose first bound is 1 itself: j = 0,
+        // the upper bound of its bucket.
         let octave = &octaves[(schema as usize - 1) & 7];
-        let j = if mantissa == 0 {
-            0 // v is a power of two: the upper bound of its bucket
-        } else {
-            let slice = (mantissa >> (MANTISSA_BITS - schema as u32 - 1)) as usize;
-            let j = usize::from(octave.first[slice & (TABLE - 1)]) & (TABLE - 1);
-            let m = f64::from_bits((1023 << MANTISSA_BITS) | mantissa);
-            j + usize::from(m > octave.bounds[j])
-        };
+        let slice = (mantissa >> (MANTISSA_BITS - schema as u32 - 1)) as usize;
+        let first = octave.slices[slice & (TABLE - 1)];
+        let m = (1023 << MANTISSA_BITS) | mantissa; // the bits of 1.m
+        let j = first.j + u32::from(m > first.bound);
         (exponent << schema) + j as i32
     } else {
         // At schema 0, (2^(e-1), 2^e] is bucket e; coarser ones merge 2^-s of them.
