@@ -18,7 +18,7 @@ use crate::Error;
 use crate::metrics::exemplar::Exemplars;
 use crate::metrics::family::{Family, Sealed, Series};
 use crate::metrics::key::SeriesKey;
-use std::cell::Cell;
+use crate::metrics::stripe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -394,58 +394,16 @@ static SLOTS: LazyLock<usize> = LazyLock::new(|| {
         .clamp(2, 16)
 });
 
-/// Bit `k` set: stripe slot `k` belongs to a live thread.
-static TAKEN: AtomicU64 = AtomicU64::new(0);
-
-/// A thread's stripe slot, given back when the thread ends.
-struct Slot(Cell<Option<Option<usize>>>);
+static POOL: stripe::Pool = stripe::Pool::new();
 
 thread_local! {
-    static SLOT: Slot = const { Slot(Cell::new(None)) };
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some(Some(k)) = self.0.get() {
-            // Release: the next owner sees everything this thread stored.
-            TAKEN.fetch_and(!(1 << k), Ordering::Release);
-        }
-    }
+    static SLOT: stripe::ThreadSlot = const { stripe::ThreadSlot::new(&POOL) };
 }
 
 /// This thread's own stripe, if it has (or can claim) one.
 #[inline]
 fn stripe_slot() -> Option<usize> {
-    SLOT.try_with(|slot| match slot.0.get() {
-        Some(claimed) => claimed,
-        None => {
-            let claimed = claim_slot();
-            slot.0.set(Some(claimed));
-            claimed
-        }
-    })
-    .ok()
-    .flatten()
-}
-
-fn claim_slot() -> Option<usize> {
-    let slots = *SLOTS;
-    let mut taken = TAKEN.load(Ordering::Relaxed);
-    loop {
-        let k = (!taken).trailing_zeros() as usize;
-        if k >= slots {
-            return None;
-        }
-        match TAKEN.compare_exchange_weak(
-            taken,
-            taken | (1 << k),
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => return Some(k),
-            Err(now) => taken = now,
-        }
-    }
+    stripe::slot(&SLOT, || *SLOTS)
 }
 
 impl Sealed for Histogram {}

@@ -52,8 +52,8 @@ use crate::Error;
 use crate::metrics::family::{Family, Sealed, Series};
 use crate::metrics::histogram::Buckets;
 use crate::metrics::key::SeriesKey;
+use crate::metrics::stripe;
 use bounds::{MAX_SCHEMA, MIN_SCHEMA, OCTAVES, Octave, index, infinite_index, reduce};
-use std::cell::Cell;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -981,57 +981,16 @@ impl Drop for NativeHistogramTimer<'_> {
     }
 }
 
-/// Bit `k` set: native stripe slot `k` belongs to a live thread.
-static TAKEN: AtomicU64 = AtomicU64::new(0);
-
-/// A thread's native stripe slot, given back when the thread ends.
-struct Slot(Cell<Option<Option<usize>>>);
+static POOL: stripe::Pool = stripe::Pool::new();
 
 thread_local! {
-    static SLOT: Slot = const { Slot(Cell::new(None)) };
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some(Some(k)) = self.0.get() {
-            // Release: the next owner sees everything this thread stored.
-            TAKEN.fetch_and(!(1 << k), Ordering::Release);
-        }
-    }
+    static SLOT: stripe::ThreadSlot = const { stripe::ThreadSlot::new(&POOL) };
 }
 
 /// This thread's own native stripe slot, if it has (or can claim) one.
 #[inline]
 fn stripe_slot() -> Option<usize> {
-    SLOT.try_with(|slot| match slot.0.get() {
-        Some(claimed) => claimed,
-        None => {
-            let claimed = claim_slot();
-            slot.0.set(Some(claimed));
-            claimed
-        }
-    })
-    .ok()
-    .flatten()
-}
-
-fn claim_slot() -> Option<usize> {
-    let mut taken = TAKEN.load(Ordering::Relaxed);
-    loop {
-        let k = (!taken).trailing_zeros() as usize;
-        if k >= SLOTS {
-            return None;
-        }
-        match TAKEN.compare_exchange_weak(
-            taken,
-            taken | (1 << k),
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => return Some(k),
-            Err(now) => taken = now,
-        }
-    }
+    stripe::slot(&SLOT, || SLOTS)
 }
 
 impl Sealed for NativeHistogram {}
@@ -1041,6 +1000,7 @@ impl Series for NativeHistogram {
     fn create(config: &Self::Config, key: SeriesKey) -> Self {
         NativeHistogram::new(config, key)
     }
+    #[inline]
     fn key(&self) -> &SeriesKey {
         &self.inner.key
     }

@@ -11,7 +11,7 @@
 //! here as spares. A worker that has been in a route for a whole tick of the
 //! timer (1 ms while routes run) counts as blocked, and a spare takes its place
 //! until it comes back; then one worker too many parks again. A fast route
-//! costs two atomic stores; a route that blocks holds up the other connections
+//! costs two atomic stores and a load; a route that blocks holds up the other connections
 //! for at most about two ticks.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -24,14 +24,12 @@ pub(crate) struct Gate {
     target: AtomicUsize,
     /// Workers taking events now (all but the parked spares).
     active: AtomicUsize,
-    /// Workers in a route now.
-    busy: AtomicUsize,
     /// Per worker: the tick at which its current route began, 0 when in none.
     started: Box<[AtomicU64]>,
     /// The timer's tick count (from 1).
     tick: AtomicU64,
-    /// Whether the timer ticks fast (some route ran lately); when it does not,
-    /// the route that finds every taking worker busy wakes it.
+    /// Whether the timer ticks fast (a route was running at its last tick);
+    /// when it does not, the next route to start wakes it.
     fast: AtomicBool,
     spares: Mutex<Spares>,
     wake: Condvar,
@@ -49,7 +47,6 @@ impl Gate {
             base,
             target: AtomicUsize::new(base),
             active: AtomicUsize::new(workers),
-            busy: AtomicUsize::new(0),
             started: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             tick: AtomicU64::new(1),
             fast: AtomicBool::new(false),
@@ -96,16 +93,15 @@ impl Gate {
     }
 
     /// A worker enters a route. Returns whether the timer must be woken to tick
-    /// fast: every worker taking events is in a route and the timer is slow.
+    /// fast: it was ticking slowly (no route ran at its last tick). One shared
+    /// load per route otherwise; the timer finds the running routes itself.
     pub(crate) fn enter_route(&self, worker: usize) -> bool {
         self.started[worker].store(self.tick.load(Relaxed), Relaxed);
-        let busy = self.busy.fetch_add(1, Relaxed) + 1;
-        busy >= self.base && !self.fast.load(Relaxed) && !self.fast.swap(true, Relaxed)
+        !self.fast.load(Relaxed) && !self.fast.swap(true, Relaxed)
     }
 
     pub(crate) fn leave_route(&self, worker: usize) {
         self.started[worker].store(0, Relaxed);
-        self.busy.fetch_sub(1, Relaxed);
     }
 
     /// One tick of the timer: counts the routes running since before the last
@@ -113,18 +109,18 @@ impl Gate {
     /// tick should come fast (a route is running).
     pub(crate) fn tick(&self) -> bool {
         let tick = self.tick.fetch_add(1, Relaxed);
-        let blocked = self
-            .started
-            .iter()
-            .filter(|s| matches!(s.load(Relaxed), t if t != 0 && t < tick))
-            .count();
+        let (mut running, mut blocked) = (0, 0);
+        for started in self.started.iter().map(|s| s.load(Relaxed)) {
+            running += usize::from(started != 0);
+            blocked += usize::from(started != 0 && started < tick);
+        }
         let target = (self.base + blocked).min(self.started.len());
         let before = self.target.swap(target, Relaxed);
         if target > before {
             let _spares = self.spares.lock().unwrap_or_else(PoisonError::into_inner);
             self.wake.notify_all();
         }
-        let fast = self.busy.load(Relaxed) > 0;
+        let fast = running > 0;
         self.fast.store(fast, Relaxed);
         fast
     }
