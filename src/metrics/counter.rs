@@ -4,9 +4,12 @@ use crate::Error;
 use crate::metrics::exemplar::Exemplars;
 use crate::metrics::family::{Family, Sealed, Series};
 use crate::metrics::key::SeriesKey;
+use crate::metrics::recent::Recent;
 use crate::number::MAX_EXACT;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::thread::LocalKey;
 
 /// A monotonic counter. Cloning it is cheap and every clone updates the same series.
 ///
@@ -142,6 +145,12 @@ impl Series for Counter {
     #[inline]
     fn key(&self) -> &SeriesKey {
         &self.inner.key
+    }
+    fn recent() -> &'static LocalKey<RefCell<Recent<Self>>> {
+        thread_local! {
+            static RECENT: RefCell<Recent<Counter>> = const { RefCell::new(Recent::new()) };
+        }
+        &RECENT
     }
 }
 

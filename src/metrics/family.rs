@@ -7,12 +7,15 @@
 
 use crate::Error;
 use crate::metrics::key::{LabelNames, SeriesKey};
+use crate::metrics::recent::{self, Recent, next_family_id};
 use crate::metrics::table::{SeriesTable, hash_parts};
 use crate::metrics::unix_now_millis;
+use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::thread::LocalKey;
 
 /// How many series a family holds at most, unless told otherwise.
 pub const DEFAULT_SERIES_LIMIT: usize = 10_000;
@@ -54,7 +57,7 @@ impl<M: Series> Clone for Family<M> {
 /// What a family needs from the metric type it holds. Implemented by
 /// [`Counter`](crate::Counter), [`Gauge`](crate::Gauge), [`Histogram`](crate::Histogram) and
 /// [`NativeHistogram`](crate::NativeHistogram); not meant to be implemented elsewhere.
-pub trait Series: Clone + Sealed {
+pub trait Series: Clone + Sealed + 'static {
     /// Shared by every series of a family (the bucket bounds of a histogram).
     #[doc(hidden)]
     type Config: std::fmt::Debug + Send + Sync;
@@ -62,6 +65,9 @@ pub trait Series: Clone + Sealed {
     fn create(config: &Self::Config, key: SeriesKey) -> Self;
     #[doc(hidden)]
     fn key(&self) -> &SeriesKey;
+    /// Each thread's recent series of this type ([`recent`](super::recent)).
+    #[doc(hidden)]
+    fn recent() -> &'static LocalKey<RefCell<Recent<Self>>>;
 }
 
 /// Only the crate's own metric types are series: the family's table relies on
@@ -81,6 +87,9 @@ pub(crate) struct FamilyCore<M: Series> {
     seed: [u64; 2],
     limit: AtomicUsize,
     table: RwLock<SeriesTable<M>>,
+    /// The identity under which threads remember this family's series; a new
+    /// one, set under the write lock, whenever a series is removed.
+    id: AtomicU64,
 }
 
 impl<M: Series> FamilyCore<M> {
@@ -100,6 +109,7 @@ impl<M: Series> FamilyCore<M> {
             config,
             seed,
             limit: AtomicUsize::new(DEFAULT_SERIES_LIMIT),
+            id: AtomicU64::new(next_family_id()),
         }
     }
 
@@ -134,19 +144,26 @@ impl<M: Series> Family<M> {
         self.apply(values, M::clone)
     }
 
-    /// Runs `f` on the series for these values (creating it if needed) while the
-    /// table is locked for reading, so no handle is cloned. `f` is the crate's own
-    /// code, never the caller's: a caller's closure could ask for a new series of
-    /// the same family and deadlock on the lock.
+    /// Runs `f` on the series for these values (creating it if needed): on the
+    /// one this thread remembered for them, else while the table is locked for
+    /// reading, so no handle is cloned. `f` is the crate's own code, never the
+    /// caller's: a caller's closure could ask for a new series of the same family
+    /// and deadlock on the lock.
     #[inline]
-    pub(crate) fn apply<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Result<R, Error> {
+    pub(crate) fn apply<R>(&self, values: &[&str], f: impl Fn(&M) -> R) -> Result<R, Error> {
         let core = &*self.core;
         core.label_names.check_count(&core.name, values.len())?;
         let hash = core.hash(values);
+        if let Some(result) = recent::find(M::recent(), core.id.load(Acquire), hash, values, &f) {
+            return Ok(result);
+        }
         {
             let table = core.table.read().unwrap_or_else(PoisonError::into_inner);
             if let Some((_, i)) = table.find(hash, values) {
-                return Ok(f(&table.entries[i]));
+                let series = &table.entries[i];
+                // The identity read under the lock: no removal can come between.
+                recent::remember(M::recent(), core.id.load(Relaxed), hash, series);
+                return Ok(f(series));
             }
         }
         let mut table = core.table.write().unwrap_or_else(PoisonError::into_inner);
@@ -163,6 +180,7 @@ impl<M: Series> Family<M> {
         }
         let series = M::create(&core.config, SeriesKey::new(values, unix_now_millis()));
         let result = f(&series);
+        recent::remember(M::recent(), core.id.load(Relaxed), hash, &series);
         table.insert(hash, series);
         Ok(result)
     }
@@ -179,7 +197,12 @@ impl<M: Series> Family<M> {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         let hash = self.core.hash(values);
-        table.remove(hash, values)
+        let removed = table.remove(hash, values);
+        if removed {
+            // Threads no longer serve this family's series from their tables.
+            self.core.id.store(next_family_id(), Relaxed);
+        }
+        removed
     }
 
     /// Removes every series.
@@ -190,6 +213,7 @@ impl<M: Series> Family<M> {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         *table = SeriesTable::new(self.core.label_names.len(), self.core.seed);
+        self.core.id.store(next_family_id(), Relaxed);
     }
 
     /// How many series the family holds.

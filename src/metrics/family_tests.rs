@@ -161,3 +161,81 @@ fn concurrent_lookups_create_each_series_once() {
     f.core.for_each(|c| total += c.get());
     assert_eq!(total, 8_000.0);
 }
+
+#[test]
+fn a_label_set_looked_up_again_and_again_stays_exact_across_removal_and_families() {
+    let a = counters(&["pod"]);
+    let b = counters(&["pod"]);
+    for _ in 0..3 {
+        a.inc(&["p"]).unwrap(); // from the second time on, from this thread's table
+    }
+    b.inc(&["p"]).unwrap(); // same values, another family: not a's series
+    assert_eq!(a.with_labels(&["p"]).unwrap().get(), 3.0);
+    assert_eq!(b.with_labels(&["p"]).unwrap().get(), 1.0);
+    // A removed series is not served again: the next update makes a new one.
+    a.inc(&["p"]).unwrap();
+    a.inc(&["p"]).unwrap();
+    assert!(a.remove(&["p"]));
+    a.inc(&["p"]).unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a.with_labels(&["p"]).unwrap().get(), 1.0);
+    a.inc(&["p"]).unwrap();
+    a.clear();
+    a.inc(&["p"]).unwrap();
+    assert_eq!(a.with_labels(&["p"]).unwrap().get(), 1.0);
+    // Removing another series also stops this one being served from the table,
+    // and the lock finds the same series again.
+    a.inc(&["q"]).unwrap();
+    assert!(a.remove(&["q"]));
+    a.inc(&["p"]).unwrap();
+    assert_eq!(a.with_labels(&["p"]).unwrap().get(), 2.0);
+}
+
+#[test]
+fn label_sets_sharing_a_slot_of_the_thread_table_stay_apart() {
+    // Many more label sets than the table has slots, taking turns: every update
+    // lands in its own series whether it is served from the table or the lock.
+    let f = counters(&["pod"]);
+    let pods: Vec<String> = (0..3 * crate::metrics::recent::SLOTS)
+        .map(|i| format!("p{i}"))
+        .collect();
+    for round in 0..5 {
+        for (i, pod) in pods.iter().enumerate() {
+            if i % 5 >= round {
+                f.inc(&[pod]).unwrap();
+            }
+        }
+    }
+    for (i, pod) in pods.iter().enumerate() {
+        assert_eq!(f.with_labels(&[pod]).unwrap().get(), (i % 5 + 1) as f64);
+    }
+}
+
+#[test]
+fn threads_keep_their_own_recent_series_and_removals_reach_them_all() {
+    let a = counters(&["pod"]);
+    let barrier = std::sync::Barrier::new(5);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (a, barrier) = (&a, &barrier);
+            s.spawn(move || {
+                let pod = format!("p{}", t % 2);
+                for _ in 0..1000 {
+                    a.inc(&[&pod]).unwrap();
+                }
+                barrier.wait(); // the main thread removes p0 and p1
+                barrier.wait();
+                for _ in 0..10 {
+                    a.inc(&[&pod]).unwrap();
+                }
+            });
+        }
+        barrier.wait();
+        assert_eq!(a.with_labels(&["p0"]).unwrap().get(), 2000.0);
+        assert_eq!(a.with_labels(&["p1"]).unwrap().get(), 2000.0);
+        assert!(a.remove(&["p0"]) && a.remove(&["p1"]));
+        barrier.wait();
+    });
+    assert_eq!(a.with_labels(&["p0"]).unwrap().get(), 20.0);
+    assert_eq!(a.with_labels(&["p1"]).unwrap().get(), 20.0);
+}

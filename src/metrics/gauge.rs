@@ -3,8 +3,11 @@
 use crate::Error;
 use crate::metrics::family::{Family, Sealed, Series};
 use crate::metrics::key::SeriesKey;
+use crate::metrics::recent::Recent;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::thread::LocalKey;
 
 /// A floating-point gauge. Cloning it is cheap and every clone updates the same series.
 ///
@@ -94,6 +97,12 @@ impl Series for Gauge {
     #[inline]
     fn key(&self) -> &SeriesKey {
         &self.inner.key
+    }
+    fn recent() -> &'static LocalKey<RefCell<Recent<Self>>> {
+        thread_local! {
+            static RECENT: RefCell<Recent<Gauge>> = const { RefCell::new(Recent::new()) };
+        }
+        &RECENT
     }
 }
 

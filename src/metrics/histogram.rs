@@ -18,9 +18,12 @@ use crate::Error;
 use crate::metrics::exemplar::Exemplars;
 use crate::metrics::family::{Family, Sealed, Series};
 use crate::metrics::key::SeriesKey;
+use crate::metrics::recent::Recent;
 use crate::metrics::stripe;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
+use std::thread::LocalKey;
 use std::time::{Duration, Instant};
 
 /// The Prometheus default buckets, for request latencies in seconds.
@@ -416,6 +419,12 @@ impl Series for Histogram {
     #[inline]
     fn key(&self) -> &SeriesKey {
         &self.inner.key
+    }
+    fn recent() -> &'static LocalKey<RefCell<Recent<Self>>> {
+        thread_local! {
+            static RECENT: RefCell<Recent<Histogram>> = const { RefCell::new(Recent::new()) };
+        }
+        &RECENT
     }
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod gauge;
 pub(crate) mod histogram;
 pub(crate) mod key;
 pub(crate) mod native;
+pub(crate) mod recent;
 pub(crate) mod stripe;
 pub(crate) mod table;
 

@@ -52,10 +52,13 @@ use crate::Error;
 use crate::metrics::family::{Family, Sealed, Series};
 use crate::metrics::histogram::Buckets;
 use crate::metrics::key::SeriesKey;
+use crate::metrics::recent::Recent;
 use crate::metrics::stripe;
 use bounds::{MAX_SCHEMA, MIN_SCHEMA, OCTAVES, Octave, index, infinite_index, reduce};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering, fence};
 use std::sync::{Arc, OnceLock};
+use std::thread::LocalKey;
 use std::time::{Duration, Instant};
 
 /// 2^-128, the zero threshold unless told otherwise (as in the other clients):
@@ -1003,6 +1006,12 @@ impl Series for NativeHistogram {
     #[inline]
     fn key(&self) -> &SeriesKey {
         &self.inner.key
+    }
+    fn recent() -> &'static LocalKey<RefCell<Recent<Self>>> {
+        thread_local! {
+            static RECENT: RefCell<Recent<NativeHistogram>> = const { RefCell::new(Recent::new()) };
+        }
+        &RECENT
     }
 }
 
