@@ -643,6 +643,60 @@ fn main() {
             ratio: format!("{:.2}x faster peer", c[0].0.median / faster),
             target: "(reported)".into(),
         });
+
+        // Labeled inc with the lookup each time, the 64 label sets in turn, on
+        // both threads: where the peers' read locks share one line between them.
+        let ours = registry
+            .counter_family("requests_total", "r", &["namespace", "pod"])
+            .unwrap();
+        let theirs = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("requests_total", "r"),
+            &["namespace", "pod"],
+        )
+        .unwrap();
+        let client = prometheus_client::metrics::family::Family::<
+            pc::Labels,
+            prometheus_client::metrics::counter::Counter,
+        >::default();
+        let pods: Vec<String> = (0..LOOKUP_KEYS).map(pod).collect();
+        let keys: Vec<pc::Labels> = pods
+            .iter()
+            .map(|p| pc::Labels {
+                namespace: NAMESPACE.into(),
+                pod: p.clone(),
+            })
+            .collect();
+        let ours_op = |n: u64| {
+            for i in 0..n as usize {
+                ours.inc(&[NAMESPACE, &pods[i % LOOKUP_KEYS]]).unwrap();
+            }
+        };
+        let theirs_op = |n: u64| {
+            for i in 0..n as usize {
+                theirs
+                    .with_label_values(&[NAMESPACE, &pods[i % LOOKUP_KEYS]])
+                    .inc();
+            }
+        };
+        let client_op = |n: u64| {
+            for i in 0..n as usize {
+                client.get_or_create(&keys[i % LOOKUP_KEYS]).inc();
+            }
+        };
+        let c = interleaved_two_threads(&[
+            ("promlite", &ours_op),
+            ("prometheus", &theirs_op),
+            ("prometheus-client", &client_op),
+        ]);
+        let faster = c[1].0.median.min(c[2].0.median);
+        rows.push(Row {
+            case: "labeled inc, lookup each time, 2 threads at once".into(),
+            promlite: format!("{} [parallel {:.2}]", fmt(c[0].0), c[0].1),
+            prometheus: format!("{} [parallel {:.2}]", fmt(c[1].0), c[1].1),
+            client: format!("{} [parallel {:.2}]", fmt(c[2].0), c[2].1),
+            ratio: format!("{:.2}x faster peer", c[0].0.median / faster),
+            target: "(reported)".into(),
+        });
     }
 
     // --- encoding 10,000 counter series + 1,000 histogram series; allocations.
