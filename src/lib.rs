@@ -42,6 +42,7 @@ mod encoding;
 mod error;
 mod gzip;
 mod metrics;
+mod negotiate;
 mod number;
 mod process;
 mod registry;

@@ -6,7 +6,15 @@ use std::path::{Path, PathBuf};
 
 /// Each layer, from the bottom, with the source paths it holds.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("number", &["src/number.rs", "src/error.rs", "src/gzip.rs"]),
+    (
+        "number",
+        &[
+            "src/number.rs",
+            "src/error.rs",
+            "src/gzip.rs",
+            "src/negotiate.rs",
+        ],
+    ),
     ("metrics", &["src/metrics"]),
     ("encoding", &["src/encoding"]),
     ("registry", &["src/registry.rs", "src/process.rs"]),

@@ -64,26 +64,14 @@ impl Format {
     /// protobuf, then OpenMetrics). The text format is the default: for a missing
     /// or empty header, for one that names no format, for OpenMetrics versions
     /// other than 1.0.0, and for protobuf other than delimited `MetricFamily`
-    /// messages.
+    /// messages. A media range whose weight is not one RFC 9110 allows (`q=1.5`,
+    /// `q=.5`) counts as not sent, as `Accept-Encoding` reads it too.
     pub fn from_accept(accept: &str) -> Format {
-        let mut best = (Format::Text, -1.0f32);
-        for range in accept.split(',') {
-            let mut params = range.split(';').map(str::trim);
-            let media = params.next().unwrap_or("");
-            let mut q = 1.0f32;
-            let mut version = None;
-            let (mut proto, mut encoding) = (None, None);
-            for param in params {
-                let (key, value) = param.split_once('=').unwrap_or((param, ""));
-                let value = value.trim().trim_matches('"');
-                match key.trim().to_ascii_lowercase().as_str() {
-                    "q" => q = value.parse().unwrap_or(0.0),
-                    "version" => version = Some(value),
-                    "proto" => proto = Some(value),
-                    "encoding" => encoding = Some(value),
-                    _ => {}
-                }
-            }
+        // The best so far, with its weight in thousandths.
+        let mut best: Option<(Format, u32)> = None;
+        for element in crate::negotiate::elements(accept) {
+            let media = element.value;
+            let version = element.param("version");
             let format = if media.eq_ignore_ascii_case("application/openmetrics-text") {
                 match version {
                     None | Some("1.0.0") => Format::OpenMetrics,
@@ -95,7 +83,7 @@ impl Format {
                     Some(_) => continue,
                 }
             } else if media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
-                match (proto, encoding) {
+                match (element.param("proto"), element.param("encoding")) {
                     (Some("io.prometheus.client.MetricFamily"), Some("delimited")) => {
                         Format::Protobuf
                     }
@@ -106,12 +94,15 @@ impl Format {
             } else {
                 continue;
             };
-            let better = q > best.1 || (q == best.1 && format.rank() > best.0.rank());
-            if q > 0.0 && better {
-                best = (format, q);
+            let better = best.is_none_or(|(format_so_far, weight)| {
+                element.weight > weight
+                    || (element.weight == weight && format.rank() > format_so_far.rank())
+            });
+            if element.weight > 0 && better {
+                best = Some((format, element.weight));
             }
         }
-        best.0
+        best.map_or(Format::Text, |(format, _)| format)
     }
 
     /// Which format wins a tie of `q` weights: the one that carries the most.

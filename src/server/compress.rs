@@ -64,25 +64,8 @@ impl Compression {
 /// client said nothing, and gets no gzip.
 pub(crate) fn accepts_gzip<'a>(fields: impl IntoIterator<Item = &'a str>) -> bool {
     let (mut gzip, mut identity, mut any) = (None, None, None);
-    for element in fields.into_iter().flat_map(|f| f.split(',')) {
-        let mut parts = element.split(';');
-        let coding = parts.next().unwrap_or("").trim_matches(is_ows);
-        if coding.is_empty() {
-            continue;
-        }
-        let mut weight = Some(1000);
-        for param in parts {
-            match param.split_once('=') {
-                Some((name, value)) if name.trim_matches(is_ows).eq_ignore_ascii_case("q") => {
-                    weight = qvalue(value.trim_matches(is_ows));
-                }
-                Some(_) => {}
-                None => weight = None,
-            }
-        }
-        let Some(weight) = weight else {
-            continue;
-        };
+    for element in fields.into_iter().flat_map(crate::negotiate::elements) {
+        let coding = element.value;
         let slot = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
             &mut gzip
         } else if coding.eq_ignore_ascii_case("identity") {
@@ -92,34 +75,11 @@ pub(crate) fn accepts_gzip<'a>(fields: impl IntoIterator<Item = &'a str>) -> boo
         } else {
             continue;
         };
-        slot.get_or_insert(weight);
+        slot.get_or_insert(element.weight);
     }
     let gzip = gzip.or(any).unwrap_or(0);
     let identity = identity.or(any).unwrap_or(0);
     gzip > 0 && gzip >= identity
-}
-
-fn is_ows(c: char) -> bool {
-    c == ' ' || c == '\t'
-}
-
-/// A weight (RFC 9110, 12.4.2: `0`, `0.5`, `1.000`, at most three decimals)
-/// in thousandths.
-fn qvalue(text: &str) -> Option<u32> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let thousandths = fraction
-        .bytes()
-        .chain(std::iter::repeat(b'0'))
-        .take(3)
-        .fold(0, |n, b| n * 10 + u32::from(b - b'0'));
-    match whole {
-        "0" => Some(thousandths),
-        "1" if thousandths == 0 => Some(1000),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -173,20 +133,5 @@ mod tests {
         ] {
             assert_eq!(accepts_gzip(fields.iter().copied()), gzip, "{fields:?}");
         }
-    }
-
-    #[test]
-    fn weights() {
-        assert_eq!(qvalue("0"), Some(0));
-        assert_eq!(qvalue("0."), Some(0));
-        assert_eq!(qvalue("0.5"), Some(500));
-        assert_eq!(qvalue("0.25"), Some(250));
-        assert_eq!(qvalue("0.125"), Some(125));
-        assert_eq!(qvalue("1."), Some(1000));
-        assert_eq!(qvalue("1.0"), Some(1000));
-        assert_eq!(qvalue("1.001"), None);
-        assert_eq!(qvalue(".5"), None);
-        assert_eq!(qvalue("00.5"), None);
-        assert_eq!(qvalue("0.5 "), None);
     }
 }
