@@ -118,6 +118,7 @@ fn protobuf_is_negotiated_by_weight_and_only_as_delimited_metric_families() {
 
 #[test]
 fn a_malformed_weight_drops_its_media_range() {
+    const PB: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
     // q=2 is no weight: the range is ignored rather than preferred.
     let accept = format!("{PB};q=2,application/openmetrics-text;q=0.5");
     assert_eq!(Format::from_accept(&accept), Format::OpenMetrics);
