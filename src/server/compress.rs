@@ -1,7 +1,7 @@
 //! gzip for `/metrics`: whether the client takes it (`Accept-Encoding`), and the
 //! compression of the body, with memory that each worker keeps.
 
-use super::Answer;
+use super::Routed;
 use super::request::Request;
 use crate::gzip::Gzip;
 
@@ -23,17 +23,17 @@ pub(crate) struct Encoding {
 }
 
 impl Compression {
-    /// For a `/metrics` answer: gzips `body` in place when it is over
-    /// [`GZIP_ABOVE`] and the request takes gzip, and says so (every `/metrics`
+    /// For a compressible answer (the scrape's): gzips `body` in place when it is over
+    /// [`GZIP_ABOVE`] and the request takes gzip, and says so (every such
     /// answer varies with `Accept-Encoding`). Other answers are left alone. A
     /// `HEAD` is treated as a `GET`, so that its `Content-Length` is the same.
     pub(crate) fn apply(
         &mut self,
         request: &Request<'_>,
-        answer: &Answer,
+        routed: &Routed,
         body: &mut Vec<u8>,
     ) -> Encoding {
-        if request.path() != "/metrics" || answer.status != 200 {
+        if !routed.compressible || routed.answer.status != 200 {
             return Encoding {
                 content_encoding: None,
                 vary: None,

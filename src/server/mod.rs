@@ -101,6 +101,22 @@ impl Answer {
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
+/// An answer, and whether its body may go out gzipped: only the scrape's
+/// (application routes write their own bodies and headers).
+pub(crate) struct Routed {
+    pub(crate) answer: Answer,
+    pub(crate) compressible: bool,
+}
+
+impl From<Answer> for Routed {
+    fn from(answer: Answer) -> Routed {
+        Routed {
+            answer,
+            compressible: false,
+        }
+    }
+}
+
 /// The token of the listener in the poller (connection tokens stay below it).
 const LISTENER: u64 = u64::MAX - 1;
 
@@ -536,7 +552,7 @@ impl Shared {
 
     /// Routes a request: the built-in paths, then the application's routes. A
     /// panic in a route or a collector is a 500, and the worker lives on.
-    fn answer(&self, worker: usize, request: &Request<'_>, body: &mut Vec<u8>) -> Answer {
+    fn answer(&self, worker: usize, request: &Request<'_>, body: &mut Vec<u8>) -> Routed {
         if self.gate.enter_route(worker) {
             // Held so that the wake-up cannot fall between the timer's look at
             // the gate and its wait.
@@ -546,12 +562,12 @@ impl Shared {
         let routed =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(request, body)));
         self.gate.leave_route(worker);
-        routed.unwrap_or_else(|_| Answer::internal_error(body))
+        routed.unwrap_or_else(|_| Answer::internal_error(body).into())
     }
 
-    fn route(&self, request: &Request<'_>, body: &mut Vec<u8>) -> Answer {
+    fn route(&self, request: &Request<'_>, body: &mut Vec<u8>) -> Routed {
         let read_only = matches!(request.method(), Method::Get | Method::Head);
-        match request.path() {
+        let answer = match request.path() {
             "/metrics" | "/healthz" | "/readyz" if !read_only => {
                 body.extend_from_slice(b"method not allowed\n");
                 Answer::method_not_allowed("GET, HEAD")
@@ -561,7 +577,10 @@ impl Shared {
                     .header("accept")
                     .map_or(Format::Text, Format::from_accept);
                 encode(self.registry.get(), format, body);
-                Answer::ok(format.content_type())
+                return Routed {
+                    answer: Answer::ok(format.content_type()),
+                    compressible: true,
+                };
             }
             "/healthz" => plain(body, 200, "ok"),
             "/readyz" if self.is_stopping() => plain(body, 503, "shutting down"),
@@ -577,7 +596,8 @@ impl Shared {
                     plain(body, 404, "not found")
                 }
             },
-        }
+        };
+        answer.into()
     }
 
     /// Closes the listener: new connections are refused by the kernel.

@@ -347,8 +347,9 @@ impl Worker {
             &conn.input[len..total],
         );
         self.body.clear();
-        let answer = self.shared.answer(self.index, &request, &mut self.body);
-        let encoding = self.compression.apply(&request, &answer, &mut self.body);
+        let routed = self.shared.answer(self.index, &request, &mut self.body);
+        let answer = routed.answer;
+        let encoding = self.compression.apply(&request, &routed, &mut self.body);
         if encoding.content_encoding.is_some() {
             self.shared.gzipped.fetch_add(1, Relaxed);
         }
