@@ -58,13 +58,11 @@ pub use metrics::counter::Counter;
 pub use metrics::exemplar::EXEMPLAR_LABELS_MAX_CHARS;
 pub use metrics::family::{DEFAULT_SERIES_LIMIT, Family, Series};
 pub use metrics::gauge::Gauge;
-pub use metrics::histogram::{
-    DEFAULT_BUCKETS, Histogram, HistogramTimer, exponential_buckets, linear_buckets,
-};
+pub use metrics::histogram::{DEFAULT_BUCKETS, Histogram, exponential_buckets, linear_buckets};
 pub use metrics::native::{
     DEFAULT_NATIVE_MAX_BUCKETS, DEFAULT_NATIVE_ZERO_THRESHOLD, NativeConfig, NativeHistogram,
-    NativeHistogramTimer,
 };
+pub use metrics::timer::{HistogramTimer, NativeHistogramTimer, Observe};
 pub use registry::{
     Registry, SubRegistry, default_registry, encode, encode_openmetrics, encode_text, write_to,
 };

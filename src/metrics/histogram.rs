@@ -20,11 +20,12 @@ use crate::metrics::family::{Family, Sealed, Series};
 use crate::metrics::key::SeriesKey;
 use crate::metrics::recent::Recent;
 use crate::metrics::stripe;
+use crate::metrics::timer::HistogramTimer;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::thread::LocalKey;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The Prometheus default buckets, for request latencies in seconds.
 pub const DEFAULT_BUCKETS: [f64; 11] = [
@@ -166,11 +167,7 @@ impl Histogram {
     /// Starts a timer that observes the elapsed seconds when it is dropped
     /// (or when [`HistogramTimer::observe`] is called).
     pub fn start_timer(&self) -> HistogramTimer<'_> {
-        HistogramTimer {
-            histogram: self,
-            start: Instant::now(),
-            armed: true,
-        }
+        HistogramTimer::start(self)
     }
 
     /// How many observations were made.
@@ -251,38 +248,6 @@ impl HistogramSeries {
         (0..self.stripes())
             .map(|s| f64::from_bits(self.word(s, i).load(Ordering::Relaxed)))
             .sum()
-    }
-}
-
-/// Observes the seconds since [`Histogram::start_timer`] when dropped.
-#[derive(Debug)]
-#[must_use = "the timer observes when it is dropped; dropping it at once measures nothing"]
-pub struct HistogramTimer<'a> {
-    histogram: &'a Histogram,
-    start: Instant,
-    armed: bool,
-}
-
-impl HistogramTimer<'_> {
-    /// Observes now and returns the elapsed seconds.
-    pub fn observe(mut self) -> f64 {
-        self.armed = false;
-        let secs = self.start.elapsed().as_secs_f64();
-        self.histogram.observe(secs);
-        secs
-    }
-
-    /// Drops the timer without observing anything.
-    pub fn discard(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for HistogramTimer<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.histogram.observe_duration(self.start.elapsed());
-        }
     }
 }
 

@@ -14,6 +14,7 @@ pub(crate) mod native;
 pub(crate) mod recent;
 pub(crate) mod stripe;
 pub(crate) mod table;
+pub(crate) mod timer;
 
 use crate::Error;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -54,6 +54,7 @@ use crate::metrics::histogram::Buckets;
 use crate::metrics::key::SeriesKey;
 use crate::metrics::recent::Recent;
 use crate::metrics::stripe;
+use crate::metrics::timer::{HistogramTimer, NativeHistogramTimer};
 use bounds::{MAX_SCHEMA, MIN_SCHEMA, OCTAVES, Octave, index, infinite_index, reduce};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering, fence};
@@ -464,11 +465,7 @@ impl NativeHistogram {
     /// Starts a timer that observes the elapsed seconds when it is dropped
     /// (or when [`NativeHistogramTimer::observe`] is called).
     pub fn start_timer(&self) -> NativeHistogramTimer<'_> {
-        NativeHistogramTimer {
-            histogram: self,
-            start: Instant::now(),
-            armed: true,
-        }
+        HistogramTimer::start(self)
     }
 
     /// How many observations were made.
@@ -949,38 +946,6 @@ fn merge<'s>(
         positive: window(spans[0], &*out_positive, infinite[0]),
         negative: window(spans[1], &*out_negative, infinite[1]),
         classic: out_classic,
-    }
-}
-
-/// Observes the seconds since [`NativeHistogram::start_timer`] when dropped.
-#[derive(Debug)]
-#[must_use = "the timer observes when it is dropped; dropping it at once measures nothing"]
-pub struct NativeHistogramTimer<'a> {
-    histogram: &'a NativeHistogram,
-    start: Instant,
-    armed: bool,
-}
-
-impl NativeHistogramTimer<'_> {
-    /// Observes now and returns the elapsed seconds.
-    pub fn observe(mut self) -> f64 {
-        self.armed = false;
-        let secs = self.start.elapsed().as_secs_f64();
-        self.histogram.observe(secs);
-        secs
-    }
-
-    /// Drops the timer without observing anything.
-    pub fn discard(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for NativeHistogramTimer<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.histogram.observe_duration(self.start.elapsed());
-        }
     }
 }
 

@@ -1,0 +1,83 @@
+//! [`HistogramTimer`]: the seconds from a start to a drop, observed into a
+//! histogram of either kind.
+
+use crate::metrics::family::Sealed;
+use crate::metrics::histogram::Histogram;
+use crate::metrics::native::NativeHistogram;
+use std::time::Instant;
+
+/// A histogram a timer observes into: [`Histogram`] or [`NativeHistogram`].
+pub trait Observe: Sealed {
+    #[doc(hidden)]
+    fn observe_seconds(&self, seconds: f64);
+}
+
+impl Observe for Histogram {
+    fn observe_seconds(&self, seconds: f64) {
+        self.observe(seconds);
+    }
+}
+
+impl Observe for NativeHistogram {
+    fn observe_seconds(&self, seconds: f64) {
+        self.observe(seconds);
+    }
+}
+
+/// Observes the seconds since [`Histogram::start_timer`] (or
+/// [`NativeHistogram::start_timer`]) when dropped.
+///
+/// ```
+/// let registry = promlite::Registry::new();
+/// let latency = registry
+///     .histogram("job_duration_seconds", "Time per job.", &[0.1, 1.0])
+///     .unwrap();
+/// {
+///     let _timer = latency.start_timer();
+///     // ... the job ...
+/// } // observed here
+/// latency.start_timer().discard(); // a job that failed: nothing observed
+/// assert_eq!(latency.count(), 1);
+/// ```
+#[derive(Debug)]
+#[must_use = "the timer observes when it is dropped; dropping it at once measures nothing"]
+pub struct HistogramTimer<'a, H: Observe = Histogram> {
+    histogram: &'a H,
+    start: Instant,
+    armed: bool,
+}
+
+/// The timer of a [`NativeHistogram`].
+pub type NativeHistogramTimer<'a> = HistogramTimer<'a, NativeHistogram>;
+
+impl<'a, H: Observe> HistogramTimer<'a, H> {
+    pub(crate) fn start(histogram: &'a H) -> Self {
+        HistogramTimer {
+            histogram,
+            start: Instant::now(),
+            armed: true,
+        }
+    }
+
+    /// Observes now and returns the elapsed seconds.
+    pub fn observe(mut self) -> f64 {
+        self.armed = false;
+        let seconds = self.start.elapsed().as_secs_f64();
+        self.histogram.observe_seconds(seconds);
+        seconds
+    }
+
+    /// Drops the timer without observing anything.
+    pub fn discard(mut self) {
+        self.armed = false;
+    }
+}
+
+impl<H: Observe> Drop for HistogramTimer<'_, H> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.histogram
+                .observe_seconds(self.start.elapsed().as_secs_f64());
+        }
+    }
+}
