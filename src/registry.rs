@@ -520,9 +520,7 @@ impl Registry {
         label_names: LabelNames,
         collect: Box<CollectFn>,
     ) -> Result<(), Error> {
-        let names: Vec<String> = label_names.names().into_iter().map(str::to_owned).collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        self.register(kind, name, &names, |exposed| {
+        self.register(kind, name, label_names, |exposed, label_names| {
             Entry::Collector(Arc::new(Collector {
                 name: exposed,
                 help: help.to_owned(),
@@ -534,17 +532,17 @@ impl Registry {
     }
 
     /// Validates, checks for clashes, and adds the entry `make` builds from the
-    /// exposed name. `label_names` are all the family's label names, its
-    /// constant ones included.
+    /// exposed name and the label names (its constant ones included), which it
+    /// is handed back.
     fn register(
         &self,
         kind: MetricType,
         name: &str,
-        label_names: &[&str],
-        make: impl FnOnce(String) -> Entry,
+        label_names: LabelNames,
+        make: impl FnOnce(String, LabelNames) -> Entry,
     ) -> Result<(), Error> {
         check_metric_name(name)?;
-        check_label_names(kind, label_names)?;
+        check_label_names(kind, &label_names.names())?;
         if !kind.sample_suffix().is_empty() && name == kind.sample_suffix() {
             // Its OpenMetrics family name would be empty.
             return Err(Error::InvalidMetricName(name.to_owned()));
@@ -559,7 +557,7 @@ impl Registry {
             }
         }
         entries.push(Registered {
-            entry: make(exposed),
+            entry: make(exposed, label_names),
             unit: None,
         });
         Ok(())
@@ -760,20 +758,15 @@ impl<'r> SubRegistry<'r> {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let mut all_names: Vec<&str> = constants.iter().map(|(k, _)| *k).collect();
-        all_names.extend_from_slice(label_names);
+        let names = LabelNames::with_constants(&constants, label_names);
         let mut family = None;
-        self.registry.register(kind, &name, &all_names, |exposed| {
-            let f = Family::from_core(FamilyCore::new(
-                exposed,
-                help.to_owned(),
-                LabelNames::with_constants(&constants, label_names),
-                config,
-            ));
-            let entry = wrap(Arc::clone(&f.core));
-            family = Some(f);
-            entry
-        })?;
+        self.registry
+            .register(kind, &name, names, |exposed, names| {
+                let f = Family::from_core(FamilyCore::new(exposed, help.to_owned(), names, config));
+                let entry = wrap(Arc::clone(&f.core));
+                family = Some(f);
+                entry
+            })?;
         family.ok_or(Error::AlreadyRegistered(name))
     }
 }
@@ -831,7 +824,9 @@ mod tests {
             (MetricType::Gauge, "requests"), // the OpenMetrics family name
             (MetricType::Gauge, "requests_created"),
         ] {
-            let err = r.register(kind, name, &[], |_| unreachable!()).unwrap_err();
+            let err = r
+                .register(kind, name, LabelNames::new(&[]), |_, _| unreachable!())
+                .unwrap_err();
             assert!(matches!(err, Error::AlreadyRegistered(_)), "{name}");
         }
         r.histogram("latency_seconds", "", &[1.0]).unwrap();
