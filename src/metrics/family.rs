@@ -13,7 +13,7 @@ use crate::metrics::unix_now_millis;
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::LocalKey;
 
@@ -88,7 +88,8 @@ pub(crate) struct FamilyCore<M: Series> {
     limit: AtomicUsize,
     table: RwLock<SeriesTable<M>>,
     /// The identity under which threads remember this family's series; a new
-    /// one, set under the write lock, whenever a series is removed.
+    /// one, set under the write lock, whenever a series is removed or the family
+    /// cleared.
     id: AtomicU64,
 }
 
@@ -145,8 +146,8 @@ impl<M: Series> Family<M> {
     }
 
     /// Runs `f` on the series for these values (creating it if needed): on the
-    /// one this thread remembered for them, else while the table is locked for
-    /// reading, so no handle is cloned. `f` is the crate's own code, never the
+    /// one this thread remembered for them, else while the table is locked (and
+    /// then the thread remembers it). `f` is the crate's own code, never the
     /// caller's: a caller's closure could ask for a new series of the same family
     /// and deadlock on the lock.
     #[inline]
@@ -154,15 +155,21 @@ impl<M: Series> Family<M> {
         let core = &*self.core;
         core.label_names.check_count(&core.name, values.len())?;
         let hash = core.hash(values);
-        if let Some(result) = recent::find(M::recent(), core.id.load(Acquire), hash, values, &f) {
+        // Relaxed is enough: nothing is published through the identity. A removal
+        // that happened before this lookup stored a newer one, and coherence
+        // means this load sees it (or a later one).
+        if let Some(result) = recent::find(M::recent(), core.id.load(Relaxed), hash, values, &f) {
             return Ok(result);
         }
+        // A handle the thread's table lets go of is dropped after the lock: it
+        // may be the last one of a removed series.
+        let _evicted;
         {
             let table = core.table.read().unwrap_or_else(PoisonError::into_inner);
             if let Some((_, i)) = table.find(hash, values) {
                 let series = &table.entries[i];
                 // The identity read under the lock: no removal can come between.
-                recent::remember(M::recent(), core.id.load(Relaxed), hash, series);
+                _evicted = recent::remember(M::recent(), core.id.load(Relaxed), hash, series);
                 return Ok(f(series));
             }
         }
@@ -180,8 +187,10 @@ impl<M: Series> Family<M> {
         }
         let series = M::create(&core.config, SeriesKey::new(values, unix_now_millis()));
         let result = f(&series);
-        recent::remember(M::recent(), core.id.load(Relaxed), hash, &series);
         table.insert(hash, series);
+        if let Some(series) = table.entries.last() {
+            _evicted = recent::remember(M::recent(), core.id.load(Relaxed), hash, series);
+        }
         Ok(result)
     }
 

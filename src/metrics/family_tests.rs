@@ -162,33 +162,144 @@ fn concurrent_lookups_create_each_series_once() {
     assert_eq!(total, 8_000.0);
 }
 
+/// Whether this thread's table holds the series of `values` under the family's
+/// current identity.
+fn held<M: Series>(f: &Family<M>, values: &[&str]) -> bool {
+    let id = f.core.id.load(Relaxed);
+    crate::metrics::recent::holds(M::recent(), id, f.core.hash(values), values)
+}
+
+/// A second family whose label sets hash exactly as `f`'s do, so that they meet
+/// in the same slots of the threads' tables.
+fn same_seed(f: &Family<Counter>) -> Family<Counter> {
+    let mut core = FamilyCore::new(
+        "other_total".into(),
+        "".into(),
+        LabelNames::new(&["pod"]),
+        (),
+    );
+    core.seed = f.core.seed;
+    core.table = RwLock::new(SeriesTable::new(1, f.core.seed));
+    Family::from_core(core)
+}
+
 #[test]
 fn a_label_set_looked_up_again_and_again_stays_exact_across_removal_and_families() {
     let a = counters(&["pod"]);
-    let b = counters(&["pod"]);
+    let b = same_seed(&a);
+    assert_eq!(a.core.hash(&["p"]), b.core.hash(&["p"]));
     for _ in 0..3 {
         a.inc(&["p"]).unwrap(); // from the second time on, from this thread's table
     }
-    b.inc(&["p"]).unwrap(); // same values, another family: not a's series
+    assert!(held(&a, &["p"]), "the short way is taken");
+    b.inc(&["p"]).unwrap(); // same values, same hash, another family
+    b.inc(&["p"]).unwrap();
+    assert!(held(&a, &["p"]) && held(&b, &["p"]), "both in one pair");
     assert_eq!(a.with_labels(&["p"]).unwrap().get(), 3.0);
-    assert_eq!(b.with_labels(&["p"]).unwrap().get(), 1.0);
+    assert_eq!(b.with_labels(&["p"]).unwrap().get(), 2.0);
     // A removed series is not served again: the next update makes a new one.
     a.inc(&["p"]).unwrap();
-    a.inc(&["p"]).unwrap();
     assert!(a.remove(&["p"]));
+    assert!(!held(&a, &["p"]));
     a.inc(&["p"]).unwrap();
     assert_eq!(a.len(), 1);
     assert_eq!(a.with_labels(&["p"]).unwrap().get(), 1.0);
     a.inc(&["p"]).unwrap();
     a.clear();
+    assert!(!held(&a, &["p"]));
     a.inc(&["p"]).unwrap();
     assert_eq!(a.with_labels(&["p"]).unwrap().get(), 1.0);
-    // Removing another series also stops this one being served from the table,
-    // and the lock finds the same series again.
+    // Removing another series leaves this one where it was: one lookup through
+    // the lock gives it the family's new identity, the same series.
     a.inc(&["q"]).unwrap();
     assert!(a.remove(&["q"]));
+    assert!(!held(&a, &["p"]));
     a.inc(&["p"]).unwrap();
-    assert_eq!(a.with_labels(&["p"]).unwrap().get(), 2.0);
+    assert!(held(&a, &["p"]));
+    a.inc(&["p"]).unwrap();
+    assert_eq!(a.with_labels(&["p"]).unwrap().get(), 3.0);
+    assert_eq!(b.with_labels(&["p"]).unwrap().get(), 2.0);
+}
+
+#[test]
+fn every_kind_of_family_update_goes_the_short_way_and_stays_exact() {
+    use crate::metrics::gauge::Gauge;
+    use crate::metrics::histogram::{Buckets, Histogram};
+    let gauges: Family<Gauge> = Family::from_core(FamilyCore::new(
+        "g".into(),
+        "".into(),
+        LabelNames::new(&["k"]),
+        (),
+    ));
+    let buckets = Buckets::new(&[1.0, 2.0]).unwrap();
+    let histograms: Family<Histogram> = Family::from_core(FamilyCore::new(
+        "h".into(),
+        "".into(),
+        LabelNames::new(&["k"]),
+        buckets,
+    ));
+    for i in 0..5 {
+        gauges.set(&["x"], f64::from(i)).unwrap();
+        gauges.add(&["x"], 0.5).unwrap();
+        histograms.observe(&["x"], 1.5).unwrap();
+    }
+    assert!(held(&gauges, &["x"]) && held(&histograms, &["x"]));
+    assert_eq!(gauges.with_labels(&["x"]).unwrap().get(), 4.5);
+    let h = histograms.with_labels(&["x"]).unwrap();
+    assert_eq!((h.count(), h.sum()), (5, 7.5));
+    assert!(histograms.remove(&["x"]));
+    histograms.observe(&["x"], 0.5).unwrap();
+    assert_eq!(histograms.with_labels(&["x"]).unwrap().count(), 1);
+    assert_eq!(h.count(), 5, "the removed series kept its own");
+}
+
+#[test]
+fn updates_racing_removals_all_land_in_some_series() {
+    // Threads update one label set while another thread removes it again and
+    // again: every increment is in the series it ended in, removed or not.
+    let f = counters(&["pod"]);
+    let removed = std::sync::Mutex::new(Vec::new());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0u64;
+                    while !done.load(Relaxed) && n < 2_000_000 {
+                        f.inc(&["p"]).unwrap();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        for _ in 0..200 {
+            let handle = f.with_labels(&["p"]).unwrap();
+            if f.remove(&["p"]) {
+                removed.lock().unwrap().push(handle);
+            }
+            std::thread::yield_now();
+        }
+        done.store(true, Relaxed);
+        let total: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+        let mut counted: f64 = removed.lock().unwrap().iter().map(Counter::get).sum();
+        f.core.for_each(|c| counted += c.get());
+        assert_eq!(counted, total as f64);
+    });
+}
+
+#[test]
+fn a_clear_on_another_thread_reaches_this_threads_table() {
+    let f = counters(&["pod"]);
+    f.inc(&["p"]).unwrap();
+    f.inc(&["p"]).unwrap();
+    assert!(held(&f, &["p"]));
+    std::thread::scope(|s| {
+        s.spawn(|| f.clear());
+    });
+    assert!(!held(&f, &["p"]));
+    f.inc(&["p"]).unwrap();
+    assert_eq!(f.with_labels(&["p"]).unwrap().get(), 1.0);
 }
 
 #[test]

@@ -7,17 +7,21 @@
 //! `inc`). A safe, lock-free shared index would need a way to free what readers
 //! may still be reading, and that costs the same read-modify-writes; memory a
 //! thread owns needs none. So each thread keeps, per metric type, a small
-//! direct-mapped table of `(family, hash) -> series` handles it used, and a
+//! table of `(family, hash) -> series` handles it used, and a
 //! lookup that finds its label set there (values compared in full) goes straight
 //! to the series' atomics.
 //!
 //! A family gets a new identity from [`next_family_id`] whenever a series is
-//! removed, so a thread never serves a removed series from its table: the entry's
-//! identity is then stale and the lookup goes through the lock as before. The
-//! table holds at most [`SLOTS`] handles per thread and type (4 KiB, allocated
-//! the first time the thread remembers one); a handle kept there keeps a removed
-//! series' memory until its slot is reused or the thread ends, never its place in
-//! the exposition.
+//! removed or the family cleared, so a lookup never serves a series removed
+//! before it started: the entry's identity is then stale and the lookup goes
+//! through the lock as before (the series it finds there, if it is still the
+//! same one, gets the new identity). The table holds at most [`SLOTS`] handles
+//! per thread and type (4 KiB, allocated the first time the thread remembers
+//! one). A handle kept there keeps its series' memory, even once the series is
+//! removed or its family dropped, until the slot is reused or the thread ends:
+//! at most 256 series per thread and type outside any family's count (for
+//! native histograms, each holds its stripes), never their place in the
+//! exposition.
 //!
 //! The table is two-way set-associative: a label set may sit in either slot of
 //! the pair its hash picks. A found series is marked used; a new one takes a slot
@@ -73,7 +77,9 @@ static NEXT_FAMILY: AtomicU64 = AtomicU64::new(1);
 
 /// A fresh family identity: for a new family, and for one that lost a series.
 pub(crate) fn next_family_id() -> u64 {
-    NEXT_FAMILY.fetch_add(1, Relaxed)
+    let id = NEXT_FAMILY.fetch_add(1, Relaxed);
+    debug_assert!(id < USED);
+    id
 }
 
 /// The pair of slots where a label set of this hash may sit.
@@ -95,7 +101,9 @@ pub(crate) fn find<M: Series, R>(
 ) -> Option<R> {
     recent
         .try_with(|table| {
-            // Busy only if a thread's own destructor looks up a series; then the lock.
+            // Busy only if a lookup runs inside another one (an allocator that
+            // records metrics, say); then the lock. During the thread's exit the
+            // table is gone and `try_with` fails: the lock too.
             let mut table = table.try_borrow_mut().ok()?;
             let pair = pair(table.slots.as_mut()?, hash)?;
             for slot in pair {
@@ -116,43 +124,80 @@ pub(crate) fn find<M: Series, R>(
 }
 
 /// Remembers `series`, just found under the family's lock while its identity was
-/// `family`, in a slot of its pair that is empty or not used since it was filled;
-/// if both are used, clears their marks instead.
+/// `family`: in the slot of its pair that already holds it (under an older
+/// identity), else in one that is empty or not used since it was filled; if both
+/// are used, clears their marks instead. Returns the handle it let go of, for
+/// the caller to drop once the lock is released.
 pub(crate) fn remember<M: Series>(
     recent: &'static LocalKey<RefCell<Recent<M>>>,
     family: u64,
     hash: u64,
     series: &M,
-) {
-    let _ = recent.try_with(|table| {
-        let Ok(mut table) = table.try_borrow_mut() else {
-            return;
-        };
-        let slots = table.slots.get_or_insert_with(|| {
-            (0..SLOTS)
-                .map(|_| Slot {
-                    family: 0,
-                    series: None,
-                })
-                .collect()
-        });
-        let Some(pair) = pair(slots, hash) else {
-            return;
-        };
-        let free = match pair.iter().position(|slot| slot.series.is_none()) {
-            Some(i) => Some(i),
-            None => pair.iter().position(|slot| slot.family & USED == 0),
-        };
-        match free.and_then(|i| pair.get_mut(i)) {
-            // The handle it replaces is dropped here; dropping a handle never
-            // looks a series up, so the borrow is not asked for again.
-            Some(slot) => {
-                *slot = Slot {
-                    family,
-                    series: Some(series.clone()),
+) -> Option<M> {
+    recent
+        .try_with(|table| {
+            let mut table = table.try_borrow_mut().ok()?;
+            let slots = table.slots.get_or_insert_with(|| {
+                (0..SLOTS)
+                    .map(|_| Slot {
+                        family: 0,
+                        series: None,
+                    })
+                    .collect()
+            });
+            let pair = pair(slots, hash)?;
+            // The same series (one key, one allocation): a removal of another
+            // series of its family gave it a new identity, nothing else.
+            let same = |slot: &Slot<M>| {
+                slot.series
+                    .as_ref()
+                    .is_some_and(|kept| std::ptr::eq(kept.key(), series.key()))
+            };
+            if let Some(slot) = pair.iter_mut().find(|slot| same(slot)) {
+                slot.family = family;
+                return None;
+            }
+            let free = match pair.iter().position(|slot| slot.series.is_none()) {
+                Some(i) => Some(i),
+                None => pair.iter().position(|slot| slot.family & USED == 0),
+            };
+            match free.and_then(|i| pair.get_mut(i)) {
+                Some(slot) => {
+                    slot.family = family;
+                    slot.series.replace(series.clone())
+                }
+                None => {
+                    pair.iter_mut().for_each(|slot| slot.family &= !USED);
+                    None
                 }
             }
-            None => pair.iter_mut().for_each(|slot| slot.family &= !USED),
-        }
-    });
+        })
+        .ok()
+        .flatten()
+}
+
+/// Whether this thread's table holds the series for these values under the
+/// identity `family` (for tests: that lookups do take the short way).
+#[cfg(test)]
+pub(crate) fn holds<M: Series>(
+    recent: &'static LocalKey<RefCell<Recent<M>>>,
+    family: u64,
+    hash: u64,
+    values: &[&str],
+) -> bool {
+    recent.with(|table| {
+        let mut table = table.borrow_mut();
+        let Some(slots) = table.slots.as_mut() else {
+            return false;
+        };
+        pair(slots, hash).is_some_and(|pair| {
+            pair.iter().any(|slot| {
+                slot.family & !USED == family
+                    && slot
+                        .series
+                        .as_ref()
+                        .is_some_and(|s| key_matches(s.key().labels(), values))
+            })
+        })
+    })
 }
