@@ -198,6 +198,54 @@ fn observations() -> Vec<f64> {
     (0..64).map(|i| (i as f64 * 0.19) % 12.0).collect()
 }
 
+/// The labeled-lookup contenders: one counter family each, with the
+/// `LOOKUP_KEYS` label sets already created.
+struct Labeled {
+    ours: promlite::Family<promlite::Counter>,
+    theirs: prometheus::IntCounterVec,
+    client: prometheus_client::metrics::family::Family<
+        pc::Labels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    pods: Vec<String>,
+    keys: Vec<pc::Labels>,
+}
+
+impl Labeled {
+    fn new(registry: &promlite::Registry) -> Labeled {
+        let ours = registry
+            .counter_family("requests_total", "r", &["namespace", "pod"])
+            .unwrap();
+        let theirs = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("requests_total", "r"),
+            &["namespace", "pod"],
+        )
+        .unwrap();
+        let client = Default::default();
+        let pods: Vec<String> = (0..LOOKUP_KEYS).map(pod).collect();
+        let keys: Vec<pc::Labels> = pods
+            .iter()
+            .map(|p| pc::Labels {
+                namespace: NAMESPACE.into(),
+                pod: p.clone(),
+            })
+            .collect();
+        let labeled = Labeled {
+            ours,
+            theirs,
+            client,
+            pods,
+            keys,
+        };
+        for (pod, key) in labeled.pods.iter().zip(&labeled.keys) {
+            labeled.ours.with_labels(&[NAMESPACE, pod]).unwrap();
+            labeled.theirs.with_label_values(&[NAMESPACE, pod]);
+            let _ = labeled.client.get_or_create(key);
+        }
+        labeled
+    }
+}
+
 mod pc {
     //! prometheus-client's label set: a plain struct, as its docs recommend.
     use prometheus_client::encoding::EncodeLabelSet;
@@ -290,31 +338,13 @@ fn main() {
     // --- labeled inc with the lookup each time (64 label sets, 2 labels each).
     if wanted("labeled") {
         let registry = promlite::Registry::new();
-        let ours = registry
-            .counter_family("requests_total", "r", &["namespace", "pod"])
-            .unwrap();
-        let theirs = prometheus::IntCounterVec::new(
-            prometheus::Opts::new("requests_total", "r"),
-            &["namespace", "pod"],
-        )
-        .unwrap();
-        let client = prometheus_client::metrics::family::Family::<
-            pc::Labels,
-            prometheus_client::metrics::counter::Counter,
-        >::default();
-        let pods: Vec<String> = (0..LOOKUP_KEYS).map(pod).collect();
-        let keys: Vec<pc::Labels> = pods
-            .iter()
-            .map(|p| pc::Labels {
-                namespace: NAMESPACE.into(),
-                pod: p.clone(),
-            })
-            .collect();
-        for i in 0..LOOKUP_KEYS {
-            ours.with_labels(&[NAMESPACE, &pods[i]]).unwrap();
-            theirs.with_label_values(&[NAMESPACE, &pods[i]]);
-            let _ = client.get_or_create(&keys[i]);
-        }
+        let Labeled {
+            ours,
+            theirs,
+            client,
+            pods,
+            keys,
+        } = Labeled::new(&registry);
         let s = interleaved(&mut [
             (
                 "promlite family.inc(&labels)",
@@ -646,26 +676,13 @@ fn main() {
 
         // Labeled inc with the lookup each time, the 64 label sets in turn, on
         // both threads: where the peers' read locks share one line between them.
-        let ours = registry
-            .counter_family("requests_total", "r", &["namespace", "pod"])
-            .unwrap();
-        let theirs = prometheus::IntCounterVec::new(
-            prometheus::Opts::new("requests_total", "r"),
-            &["namespace", "pod"],
-        )
-        .unwrap();
-        let client = prometheus_client::metrics::family::Family::<
-            pc::Labels,
-            prometheus_client::metrics::counter::Counter,
-        >::default();
-        let pods: Vec<String> = (0..LOOKUP_KEYS).map(pod).collect();
-        let keys: Vec<pc::Labels> = pods
-            .iter()
-            .map(|p| pc::Labels {
-                namespace: NAMESPACE.into(),
-                pod: p.clone(),
-            })
-            .collect();
+        let Labeled {
+            ours,
+            theirs,
+            client,
+            pods,
+            keys,
+        } = Labeled::new(&registry);
         let ours_op = |n: u64| {
             for i in 0..n as usize {
                 ours.inc(&[NAMESPACE, &pods[i % LOOKUP_KEYS]]).unwrap();
