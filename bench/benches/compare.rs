@@ -266,6 +266,11 @@ struct Row {
     target: String,
 }
 
+/// A two-thread case's figure: its stats and how far both threads ran at once.
+fn fmt_parallel((s, parallel): (Stats, f64)) -> String {
+    format!("{} [parallel {parallel:.2}]", fmt(s))
+}
+
 fn fmt(s: Stats) -> String {
     if s.median >= 100_000.0 {
         format!(
@@ -469,9 +474,9 @@ fn main() {
         ]);
         rows.push(Row {
             case: "histogram observe, 2 threads at once".into(),
-            promlite: format!("{} [parallel {:.2}]", fmt(c[0].0), c[0].1),
-            prometheus: format!("{} [parallel {:.2}]", fmt(c[1].0), c[1].1),
-            client: format!("{} [parallel {:.2}]", fmt(c[2].0), c[2].1),
+            promlite: fmt_parallel(c[0]),
+            prometheus: fmt_parallel(c[1]),
+            client: fmt_parallel(c[2]),
             ratio: format!("{:.2}x prometheus-client", c[0].0.median / c[2].0.median),
             target: "< 1x prometheus-client".into(),
         });
@@ -553,14 +558,13 @@ fn main() {
         ]);
         rows.push(Row {
             case: "native histogram observe, 2 threads at once".into(),
-            promlite: format!("{} [parallel {:.2}]", fmt(c[0].0), c[0].1),
+            promlite: fmt_parallel(c[0]),
             prometheus: "(no native histograms)".into(),
-            client: format!("{} [parallel {:.2}]", fmt(c[2].0), c[2].1),
+            client: fmt_parallel(c[2]),
             ratio: format!(
-                "{:.2}x promlite classic ({} [parallel {:.2}]); {:.2}x prometheus-client",
+                "{:.2}x promlite classic ({}); {:.2}x prometheus-client",
                 c[0].0.median / c[1].0.median,
-                fmt(c[1].0),
-                c[1].1,
+                fmt_parallel(c[1]),
                 c[0].0.median / c[2].0.median
             ),
             target: "<= 1.5x classic, < 1x prometheus-client".into(),
@@ -667,9 +671,9 @@ fn main() {
         let faster = c[1].0.median.min(c[2].0.median);
         rows.push(Row {
             case: "counter inc, 2 threads at once".into(),
-            promlite: format!("{} [parallel {:.2}]", fmt(c[0].0), c[0].1),
-            prometheus: format!("{} [parallel {:.2}]", fmt(c[1].0), c[1].1),
-            client: format!("{} [parallel {:.2}]", fmt(c[2].0), c[2].1),
+            promlite: fmt_parallel(c[0]),
+            prometheus: fmt_parallel(c[1]),
+            client: fmt_parallel(c[2]),
             ratio: format!("{:.2}x faster peer", c[0].0.median / faster),
             target: "(reported)".into(),
         });
@@ -708,9 +712,9 @@ fn main() {
         let faster = c[1].0.median.min(c[2].0.median);
         rows.push(Row {
             case: "labeled inc, lookup each time, 2 threads at once".into(),
-            promlite: format!("{} [parallel {:.2}]", fmt(c[0].0), c[0].1),
-            prometheus: format!("{} [parallel {:.2}]", fmt(c[1].0), c[1].1),
-            client: format!("{} [parallel {:.2}]", fmt(c[2].0), c[2].1),
+            promlite: fmt_parallel(c[0]),
+            prometheus: fmt_parallel(c[1]),
+            client: fmt_parallel(c[2]),
             ratio: format!("{:.2}x faster peer", c[0].0.median / faster),
             target: "(reported)".into(),
         });
