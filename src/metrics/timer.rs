@@ -7,6 +7,23 @@ use crate::metrics::native::NativeHistogram;
 use std::time::Instant;
 
 /// A histogram a timer observes into: [`Histogram`] or [`NativeHistogram`].
+///
+/// ```
+/// use promlite::{HistogramTimer, NativeConfig, Observe, Registry};
+///
+/// // Code that times a job, whichever kind of histogram it is given.
+/// fn finish<H: Observe>(timer: HistogramTimer<'_, H>) -> f64 {
+///     timer.observe()
+/// }
+/// let registry = Registry::new();
+/// let classic = registry.histogram("a_seconds", "A.", &[1.0]).unwrap();
+/// let native = registry
+///     .native_histogram("b_seconds", "B.", &NativeConfig::default())
+///     .unwrap();
+/// finish(classic.start_timer());
+/// finish(native.start_timer());
+/// assert_eq!((classic.count(), native.count()), (1, 1));
+/// ```
 pub trait Observe: Sealed {
     #[doc(hidden)]
     fn observe_seconds(&self, seconds: f64);
