@@ -1,9 +1,10 @@
 //! # promlite
 //!
-//! Prometheus metrics for Rust services, small and fast: counters, gauges and
-//! histograms on lock-free atomics, label families with a cardinality limit, and
-//! both exposition formats (Prometheus text 0.0.4 and OpenMetrics 1.0.0) written
-//! by hand into a buffer you own.
+//! Prometheus metrics for Rust services, small and fast: counters, gauges,
+//! classic and native histograms on lock-free atomics, label families with a
+//! cardinality limit, and the exposition formats (Prometheus text 0.0.4,
+//! OpenMetrics 1.0.0 and the protobuf format) written by hand into a buffer you
+//! own.
 //!
 //! ```
 //! use promlite::{Format, Registry};
