@@ -752,11 +752,6 @@ class Checks:
         return cond
 
 
-def replicas_after(rows: list[Row], t: float) -> int:
-    """spec.replicas just after the sync at time t."""
-    return next(r.desired for r in rows if r.t == t)
-
-
 def scale_changes(rows: list[Row], lo: float, hi: float) -> list[tuple[float, int, int]]:
     return [(r.t, r.replicas, r.desired) for r in rows if lo <= r.t < hi and r.desired != r.replicas]
 

@@ -281,18 +281,17 @@ const CL_ORDER: [usize; 19] = [
 const LEN_SYM: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut sym = 0;
+    // Symbol by symbol, each over its lengths; 258 is symbol 285 (28), written
+    // last over 284 with all its extra bits set, which would also say 258.
     while sym < 29 {
         let first = LEN_BASE[sym] as usize - 3;
-        let count = if sym == 28 { 1 } else { 1 << LEN_EXTRA[sym] };
         let mut i = 0;
-        while i < count && first + i < 256 {
+        while i < 1 << LEN_EXTRA[sym] {
             t[first + i] = sym as u8;
             i += 1;
         }
         sym += 1;
     }
-    // 258 is symbol 285 (28), not 284 with all extra bits set.
-    t[255] = 28;
     t
 };
 

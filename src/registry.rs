@@ -85,6 +85,11 @@ impl Entry {
             Entry::Collector(c) => c.kind,
         }
     }
+
+    /// Whether `name` (for a counter, with or without `_total`) names this entry.
+    fn is_named(&self, name: &str) -> bool {
+        self.name() == exposed_name(self.kind(), name)
+    }
 }
 
 /// The name a family is exposed under: counters always end in `_total` and info
@@ -102,9 +107,7 @@ fn exposed_name(kind: MetricType, name: &str) -> String {
 /// Every name a family occupies in either format: its family names and the
 /// names of all the samples it writes. Two families may not share one.
 fn claimed_names(kind: MetricType, exposed: &str) -> Vec<String> {
-    let base = exposed
-        .strip_suffix(kind.sample_suffix())
-        .unwrap_or(exposed);
+    let base = kind.family_name(exposed);
     match kind {
         MetricType::Counter => vec![
             base.to_owned(),
@@ -465,13 +468,11 @@ impl Registry {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         let registered = entries
             .iter_mut()
-            .find(|r| r.entry.name() == exposed_name(r.entry.kind(), name))
+            .find(|r| r.entry.is_named(name))
             .ok_or_else(|| Error::NotRegistered(name.to_owned()))?;
         let kind = registered.entry.kind();
         let exposed = registered.entry.name();
-        let family = exposed
-            .strip_suffix(kind.sample_suffix())
-            .unwrap_or(exposed);
+        let family = kind.family_name(exposed);
         let valid = !unit.is_empty()
             && unit.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             && family
@@ -493,7 +494,7 @@ impl Registry {
     pub fn unregister(&self, name: &str) -> bool {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         let before = entries.len();
-        entries.retain(|r| r.entry.name() != exposed_name(r.entry.kind(), name));
+        entries.retain(|r| !r.entry.is_named(name));
         entries.len() != before
     }
 

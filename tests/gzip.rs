@@ -6,6 +6,8 @@
 //! `PROMLITE_PROMETHEUS` names another), so it is `#[ignore]`d in a plain
 //! `cargo test`; `scripts/test.sh` installs it and runs the ignored tests too.
 
+mod common;
+
 use promlite::{Exporter, Format, Registry};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -215,17 +217,8 @@ impl Drop for TempDir {
 #[test]
 fn python_gzip_decompresses_what_promlite_compresses() {
     let dir = TempDir::new("gzip-python");
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let mut random = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed as u8
-            })
-            .collect()
-    };
+    let mut next = common::xorshift(0x9E37_79B9_7F4A_7C15);
+    let mut random = |n: usize| -> Vec<u8> { (0..n).map(|_| next() as u8).collect() };
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty", vec![]),
         ("one", b"x".to_vec()),

@@ -137,13 +137,10 @@ fn one_value(body: &str) -> Option<f64> {
 /// `n` values spread evenly in log scale over `[lo, hi]` (a known distribution),
 /// in a shuffled order.
 fn log_uniform(n: usize, lo: f64, hi: f64) -> Vec<f64> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = common::xorshift(0x9e37_79b9_7f4a_7c15);
     (0..n)
         .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            let u = (next() >> 11) as f64 / (1u64 << 53) as f64;
             lo * (hi / lo).powf(u)
         })
         .collect()

@@ -12,7 +12,7 @@
 mod common;
 mod decode;
 
-use common::{HOSTILE_HELP, HOSTILE_VALUES, SPECIAL_VALUES, hostile_registry};
+use common::{HOSTILE_HELP, HOSTILE_VALUES, SPECIAL_VALUES, hostile_registry, labels};
 use decode::{Family, Value, decode_stream};
 use promlite::{DEFAULT_BUCKETS, Format};
 
@@ -157,13 +157,6 @@ fn created_timestamps_when_the_registry_asks_for_them() {
     // Counter: value 0, then field 3, a Timestamp of seconds (and nanos).
     let counter = buf.windows(10).position(|w| w[..2] == [0x09, 0]).unwrap();
     assert_eq!(buf[counter + 9], 0x1a);
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// A classic histogram computed the plain way from its observations.

@@ -152,15 +152,8 @@ fn bad_input_leaves_the_server_up() {
         out
     };
     // Random bytes.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let noise: Vec<u8> = (0..4096)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let mut next = common::xorshift(0x9E37_79B9_7F4A_7C15);
+    let noise: Vec<u8> = (0..4096).map(|_| next() as u8).collect();
     send(&noise);
     answers_quickly(&app, Duration::from_millis(500));
     // An invalid request line gets a 400.

@@ -286,7 +286,7 @@ impl<'a> Writer<'a> {
     /// `_total` and an info family without `_info`.
     fn header(&mut self, name: &str, help: &str, kind: MetricType, unit: Option<&str>) {
         let name = if self.openmetrics {
-            name.strip_suffix(kind.sample_suffix()).unwrap_or(name)
+            kind.family_name(name)
         } else {
             name
         };
@@ -438,7 +438,7 @@ impl<'a> Writer<'a> {
             return self.protobuf_counters(family, unit);
         }
         self.header(&family.name, &family.help, MetricType::Counter, unit);
-        let base = family.name.strip_suffix("_total").unwrap_or(&family.name);
+        let base = MetricType::Counter.family_name(&family.name);
         family.for_each(|counter| {
             let labels = self.first_sample(family, &family.name, counter);
             self.close_labels(&labels);
@@ -480,6 +480,7 @@ impl<'a> Writer<'a> {
         } else {
             &family.config.le_text
         };
+        let openmetrics = self.openmetrics;
         family.for_each(|histogram| {
             let series = HistogramLines {
                 name,
@@ -487,7 +488,9 @@ impl<'a> Writer<'a> {
                 sum: histogram.sum(),
                 negative: family.config.negative,
                 created: Some(histogram.key().created_millis()),
-                exemplars: Some(histogram.exemplars()),
+                // Looked at once per series, not per bucket: only OpenMetrics
+                // writes them, and most series never record one.
+                exemplars: Some(histogram.exemplars()).filter(|e| openmetrics && !e.is_empty()),
             };
             self.histogram_series(
                 &series,

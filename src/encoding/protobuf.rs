@@ -316,14 +316,39 @@ pub(crate) fn family_end(buf: &mut Vec<u8>, mark: FamilyMark, unit: Option<&str>
     close_length(buf, mark.start, FAMILY_RESERVE);
 }
 
+/// A family of series: its header, then per series a `Metric` message with the
+/// series' labels and what `body` writes, then its end. `reserve` is the room
+/// for each message's length: 1 byte, or 2 where a message may pass 127 bytes
+/// often (native histograms).
+fn series_family<M: Series>(
+    buf: &mut Vec<u8>,
+    family: &FamilyCore<M>,
+    kind: MetricType,
+    unit: Option<&str>,
+    reserve: usize,
+    mut body: impl FnMut(&mut Vec<u8>, &M),
+) {
+    let mark = family_start(buf, &family.name, &family.help, kind);
+    family.for_each(|series| {
+        key(buf, field::family::METRIC, LEN);
+        length_prefixed(buf, reserve, |buf| {
+            joined_labels(buf, &family.label_names, series.key().labels());
+            body(buf, series);
+        });
+    });
+    family_end(buf, mark, unit);
+}
+
 impl Writer<'_> {
     pub(super) fn protobuf_counters(&mut self, family: &FamilyCore<Counter>, unit: Option<&str>) {
-        let buf = &mut *self.buf;
         let created = self.created;
-        let mark = family_start(buf, &family.name, &family.help, MetricType::Counter);
-        family.for_each(|counter| {
-            message(buf, field::family::METRIC, |buf| {
-                joined_labels(buf, &family.label_names, counter.key().labels());
+        series_family(
+            self.buf,
+            family,
+            MetricType::Counter,
+            unit,
+            1,
+            |buf, counter| {
                 let (whole, fraction) = counter.parts();
                 message(buf, field::metric::COUNTER, |buf| {
                     double_field(buf, field::VALUE, whole as f64 + fraction);
@@ -333,23 +358,23 @@ impl Writer<'_> {
                         timestamp(buf, field::COUNTER_CREATED, millis);
                     }
                 });
-            });
-        });
-        family_end(buf, mark, unit);
+            },
+        );
     }
 
     pub(super) fn protobuf_gauges(&mut self, family: &FamilyCore<Gauge>, unit: Option<&str>) {
-        let buf = &mut *self.buf;
-        let mark = family_start(buf, &family.name, &family.help, MetricType::Gauge);
-        family.for_each(|gauge| {
-            message(buf, field::family::METRIC, |buf| {
-                joined_labels(buf, &family.label_names, gauge.key().labels());
+        series_family(
+            self.buf,
+            family,
+            MetricType::Gauge,
+            unit,
+            1,
+            |buf, gauge| {
                 message(buf, field::metric::GAUGE, |buf| {
                     double_field(buf, field::VALUE, gauge.get());
                 });
-            });
-        });
-        family_end(buf, mark, unit);
+            },
+        );
     }
 
     pub(super) fn protobuf_histograms(
@@ -357,13 +382,15 @@ impl Writer<'_> {
         family: &FamilyCore<Histogram>,
         unit: Option<&str>,
     ) {
-        let buf = &mut *self.buf;
         let created = self.created;
-        let mark = family_start(buf, &family.name, &family.help, MetricType::Histogram);
         let bounds = &family.config.bounds[..family.config.finite];
-        family.for_each(|histogram| {
-            message(buf, field::family::METRIC, |buf| {
-                joined_labels(buf, &family.label_names, histogram.key().labels());
+        series_family(
+            self.buf,
+            family,
+            MetricType::Histogram,
+            unit,
+            1,
+            |buf, histogram| {
                 let millis = created.then(|| histogram.key().created_millis());
                 message(buf, field::metric::HISTOGRAM, |buf| {
                     let exemplars = Some(histogram.exemplars()).filter(|e| !e.is_empty());
@@ -376,35 +403,33 @@ impl Writer<'_> {
                         exemplars,
                     );
                 });
-            });
-        });
-        family_end(buf, mark, unit);
+            },
+        );
     }
-}
 
-impl Writer<'_> {
     pub(super) fn protobuf_native_histograms(
         &mut self,
         family: &FamilyCore<NativeHistogram>,
         unit: Option<&str>,
     ) {
-        let buf = &mut *self.buf;
         let created = self.created;
-        let mark = family_start(buf, &family.name, &family.help, MetricType::Histogram);
         let classic = family.config.classic.as_ref();
         let bounds = classic.map_or(&[][..], |b| &b.bounds[..b.finite]);
-        family.for_each(|histogram| {
-            long_message(buf, field::family::METRIC, |buf| {
-                joined_labels(buf, &family.label_names, histogram.key().labels());
+        series_family(
+            self.buf,
+            family,
+            MetricType::Histogram,
+            unit,
+            2,
+            |buf, histogram| {
                 let millis = created.then(|| histogram.key().created_millis());
                 super::native::with_snapshot(histogram, |snapshot| {
                     long_message(buf, field::metric::HISTOGRAM, |buf| {
                         native_histogram(buf, bounds, snapshot, millis);
                     });
                 });
-            });
-        });
-        family_end(buf, mark, unit);
+            },
+        );
     }
 }
 

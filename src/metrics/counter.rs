@@ -62,9 +62,13 @@ impl Counter {
     /// Adds `v`, which must be finite and not negative; anything else is refused
     /// with [`Error::InvalidIncrement`] and the counter is left unchanged.
     pub fn inc_by(&self, v: f64) -> Result<(), Error> {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(Error::InvalidIncrement(v));
-        }
+        check_increment(v)?;
+        self.add(v);
+        Ok(())
+    }
+
+    /// Adds `v`, already checked.
+    fn add(&self, v: f64) {
         // Whole numbers go to the integer cell, exact, as long as it stays below
         // 2^53 (beyond, an f64 could not tell its next values apart anyway).
         if v.fract() == 0.0 && v < MAX_EXACT {
@@ -74,13 +78,12 @@ impl Counter {
                     .filter(|&sum| (sum as f64) < MAX_EXACT)
             });
             if added.is_ok() {
-                return Ok(());
+                return;
             }
         }
         let _ = self.inner.fraction.fetch_update(Relaxed, Relaxed, |bits| {
             Some((f64::from_bits(bits) + v).to_bits())
         });
-        Ok(())
     }
 
     /// Adds `v` (as [`inc_by`](Counter::inc_by) does) and records it as the
@@ -99,11 +102,10 @@ impl Counter {
     /// assert!(text.contains("orders_total 1 # {trace_id=\"4bf92f3577b34da6\"} 1 "));
     /// ```
     pub fn inc_by_with_exemplar(&self, v: f64, labels: &[(&str, &str)]) -> Result<(), Error> {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(Error::InvalidIncrement(v));
-        }
+        check_increment(v)?;
         self.inner.exemplar.record(1, 0, labels, v)?;
-        self.inc_by(v)
+        self.add(v);
+        Ok(())
     }
 
     /// The exemplar, as a scrape reads it.
@@ -132,6 +134,15 @@ impl CounterSeries {
             self.whole.load(Relaxed),
             f64::from_bits(self.fraction.load(Relaxed)),
         )
+    }
+}
+
+/// What a counter may be given: a finite, non-negative amount.
+fn check_increment(v: f64) -> Result<(), Error> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidIncrement(v))
     }
 }
 

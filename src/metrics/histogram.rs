@@ -16,7 +16,7 @@
 
 use crate::Error;
 use crate::metrics::exemplar::Exemplars;
-use crate::metrics::family::{Family, Sealed, Series};
+use crate::metrics::family::{Sealed, Series};
 use crate::metrics::key::SeriesKey;
 use crate::metrics::recent::Recent;
 use crate::metrics::stripe;
@@ -111,8 +111,13 @@ impl Histogram {
     /// but not added to the sum, which it would otherwise turn into `NaN` for good.
     #[inline]
     pub fn observe(&self, v: f64) {
+        self.observe_in(self.inner.bucket_index(v), v);
+    }
+
+    /// Observes `v`, whose bucket is `bucket`.
+    #[inline]
+    fn observe_in(&self, bucket: usize, v: f64) {
         let series = &*self.inner;
-        let bucket = series.bucket_index(v);
         let Some(slot) = stripe_slot() else {
             return series.observe_shared(bucket, v);
         };
@@ -148,7 +153,7 @@ impl Histogram {
         series
             .exemplars
             .record(series.finite + 1, bucket, labels, v)?;
-        self.observe(v);
+        self.observe_in(bucket, v);
         Ok(())
     }
 
@@ -190,19 +195,9 @@ impl Histogram {
 }
 
 impl HistogramSeries {
-    /// The index of the first bucket whose upper bound is `>= v`; `NaN` goes to `+Inf`.
     #[inline]
     fn bucket_index(&self, v: f64) -> usize {
-        let bounds = &*self.bounds;
-        if v.is_nan() {
-            self.finite
-        } else if bounds.len() <= 16 {
-            // Count the bounds below `v`, without a branch per bound: observed
-            // values vary, and a mispredicted branch costs more than the compares.
-            bounds.iter().map(|&b| usize::from(b < v)).sum()
-        } else {
-            bounds.partition_point(|&b| b < v)
-        }
+        bucket_index(&self.bounds, self.finite, v)
     }
 
     /// The blocks of stripe `slot`.
@@ -289,6 +284,22 @@ impl Buckets {
             finite,
             negative,
         })
+    }
+}
+
+/// The index of the first bucket whose upper bound is `>= v` among `bounds`
+/// (as [`Buckets::bounds`] lays them out, `finite` of them real); `NaN` goes to
+/// `+Inf`.
+#[inline]
+pub(crate) fn bucket_index(bounds: &[f64], finite: usize, v: f64) -> usize {
+    if v.is_nan() {
+        finite
+    } else if bounds.len() <= 16 {
+        // Count the bounds below `v`, without a branch per bound: observed
+        // values vary, and a mispredicted branch costs more than the compares.
+        bounds.iter().map(|&b| usize::from(b < v)).sum()
+    } else {
+        bounds.partition_point(|&b| b < v)
     }
 }
 
@@ -390,23 +401,6 @@ impl Series for Histogram {
             static RECENT: RefCell<Recent<Histogram>> = const { RefCell::new(Recent::new()) };
         }
         &RECENT
-    }
-}
-
-impl Family<Histogram> {
-    /// Observes `v` in the series for these label values, creating it if needed.
-    ///
-    /// ```
-    /// let registry = promlite::Registry::new();
-    /// let latency = registry
-    ///     .histogram_family("latency_seconds", "Latency.", &["path"], &promlite::DEFAULT_BUCKETS)
-    ///     .unwrap();
-    /// latency.observe(&["/"], 0.02).unwrap();
-    /// assert_eq!(latency.with_labels(&["/"]).unwrap().count(), 1);
-    /// ```
-    #[inline]
-    pub fn observe(&self, values: &[&str], v: f64) -> Result<(), Error> {
-        self.apply(values, |h| h.observe(v))
     }
 }
 

@@ -54,6 +54,14 @@ impl MetricType {
             MetricType::Gauge | MetricType::Histogram => "",
         }
     }
+
+    /// The OpenMetrics family name of a family exposed as `exposed`: without
+    /// its [`sample_suffix`](MetricType::sample_suffix).
+    pub(crate) fn family_name(self, exposed: &str) -> &str {
+        exposed
+            .strip_suffix(self.sample_suffix())
+            .unwrap_or(exposed)
+    }
 }
 
 /// Whether `name` matches `[a-zA-Z_][a-zA-Z0-9_]*`, with `:` allowed too if `colons`.

@@ -49,8 +49,8 @@
 mod bounds;
 
 use crate::Error;
-use crate::metrics::family::{Family, Sealed, Series};
-use crate::metrics::histogram::Buckets;
+use crate::metrics::family::{Sealed, Series};
+use crate::metrics::histogram::{self, Buckets};
 use crate::metrics::key::SeriesKey;
 use crate::metrics::recent::Recent;
 use crate::metrics::stripe;
@@ -578,14 +578,7 @@ impl NativeSeries {
     /// The classic bucket of `v`: the first bound at or above it; `NaN` in `+Inf`.
     #[inline]
     fn classic_index(&self, v: f64) -> usize {
-        let bounds = &*self.classic_bounds;
-        if v.is_nan() {
-            self.classic_finite
-        } else if bounds.len() <= 16 {
-            bounds.iter().map(|&b| usize::from(b < v)).sum()
-        } else {
-            bounds.partition_point(|&b| b < v)
-        }
+        histogram::bucket_index(&self.classic_bounds, self.classic_finite, v)
     }
 
     /// The slow path of an observation of bucket `k`: the negative window, a
@@ -977,25 +970,6 @@ impl Series for NativeHistogram {
             static RECENT: RefCell<Recent<NativeHistogram>> = const { RefCell::new(Recent::new()) };
         }
         &RECENT
-    }
-}
-
-impl Family<NativeHistogram> {
-    /// Observes `v` in the series for these label values, creating it if needed.
-    ///
-    /// ```
-    /// use promlite::{NativeConfig, Registry};
-    ///
-    /// let registry = Registry::new();
-    /// let latency = registry
-    ///     .native_histogram_family("latency_seconds", "Latency.", &["path"], &NativeConfig::default())
-    ///     .unwrap();
-    /// latency.observe(&["/"], 0.02).unwrap();
-    /// assert_eq!(latency.with_labels(&["/"]).unwrap().count(), 1);
-    /// ```
-    #[inline]
-    pub fn observe(&self, values: &[&str], v: f64) -> Result<(), Error> {
-        self.apply(values, |h| h.observe(v))
     }
 }
 

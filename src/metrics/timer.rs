@@ -1,7 +1,9 @@
-//! [`HistogramTimer`]: the seconds from a start to a drop, observed into a
-//! histogram of either kind.
+//! What the two histogram kinds share: [`Observe`], the timer that observes the
+//! seconds from a start to a drop ([`HistogramTimer`]), and a family's
+//! one-off `observe`.
 
-use crate::metrics::family::Sealed;
+use crate::Error;
+use crate::metrics::family::{Family, Sealed, Series};
 use crate::metrics::histogram::Histogram;
 use crate::metrics::native::NativeHistogram;
 use std::time::Instant;
@@ -26,18 +28,20 @@ use std::time::Instant;
 /// ```
 pub trait Observe: Sealed {
     #[doc(hidden)]
-    fn observe_seconds(&self, seconds: f64);
+    fn observe_value(&self, v: f64);
 }
 
 impl Observe for Histogram {
-    fn observe_seconds(&self, seconds: f64) {
-        self.observe(seconds);
+    #[inline]
+    fn observe_value(&self, v: f64) {
+        self.observe(v);
     }
 }
 
 impl Observe for NativeHistogram {
-    fn observe_seconds(&self, seconds: f64) {
-        self.observe(seconds);
+    #[inline]
+    fn observe_value(&self, v: f64) {
+        self.observe(v);
     }
 }
 
@@ -80,7 +84,7 @@ impl<'a, H: Observe> HistogramTimer<'a, H> {
     pub fn observe(mut self) -> f64 {
         self.armed = false;
         let seconds = self.start.elapsed().as_secs_f64();
-        self.histogram.observe_seconds(seconds);
+        self.histogram.observe_value(seconds);
         seconds
     }
 
@@ -94,7 +98,32 @@ impl<H: Observe> Drop for HistogramTimer<'_, H> {
     fn drop(&mut self) {
         if self.armed {
             self.histogram
-                .observe_seconds(self.start.elapsed().as_secs_f64());
+                .observe_value(self.start.elapsed().as_secs_f64());
         }
+    }
+}
+
+impl<H: Series + Observe> Family<H> {
+    /// Observes `v` in the series for these label values, creating it if needed.
+    ///
+    /// ```
+    /// use promlite::{DEFAULT_BUCKETS, NativeConfig, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// let latency = registry
+    ///     .histogram_family("latency_seconds", "Latency.", &["path"], &DEFAULT_BUCKETS)
+    ///     .unwrap();
+    /// latency.observe(&["/"], 0.02).unwrap();
+    /// assert_eq!(latency.with_labels(&["/"]).unwrap().count(), 1);
+    ///
+    /// let native = registry
+    ///     .native_histogram_family("native_seconds", "Latency.", &["path"], &NativeConfig::default())
+    ///     .unwrap();
+    /// native.observe(&["/"], 0.02).unwrap();
+    /// assert_eq!(native.with_labels(&["/"]).unwrap().count(), 1);
+    /// ```
+    #[inline]
+    pub fn observe(&self, values: &[&str], v: f64) -> Result<(), Error> {
+        self.apply(values, |h| h.observe_value(v))
     }
 }

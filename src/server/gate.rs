@@ -24,20 +24,23 @@ pub(crate) struct Gate {
     target: AtomicUsize,
     /// Workers taking events now (all but the parked spares).
     active: AtomicUsize,
-    /// Per worker: the tick at which its current route began, 0 when in none.
-    started: Box<[AtomicU64]>,
+    /// Per worker: the tick at which its current route began, 0 when in none,
+    /// each on a line of its own (every request writes its worker's twice).
+    started: Box<[Started]>,
     /// The timer's tick count (from 1).
     tick: AtomicU64,
     /// Whether the timer ticks fast (a route was running at its last tick);
     /// when it does not, the next route to start wakes it.
     fast: AtomicBool,
-    spares: Mutex<Spares>,
+    /// Whether the gate is closed; spares wait on it.
+    closed: Mutex<bool>,
     wake: Condvar,
 }
 
-struct Spares {
-    closed: bool,
-}
+/// One worker's route start, padded to a line pair (what adjacent-line
+/// prefetching moves together) so that workers never write a shared line.
+#[repr(align(128))]
+struct Started(AtomicU64);
 
 impl Gate {
     pub(crate) fn new(workers: usize) -> Gate {
@@ -47,10 +50,10 @@ impl Gate {
             base,
             target: AtomicUsize::new(base),
             active: AtomicUsize::new(workers),
-            started: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            started: (0..workers).map(|_| Started(AtomicU64::new(0))).collect(),
             tick: AtomicU64::new(1),
             fast: AtomicBool::new(false),
-            spares: Mutex::new(Spares { closed: false }),
+            closed: Mutex::new(false),
             wake: Condvar::new(),
         }
     }
@@ -74,9 +77,9 @@ impl Gate {
     }
 
     fn park(&self) -> bool {
-        let mut spares = self.spares.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if spares.closed {
+            if *closed {
                 return false;
             }
             // Joining under the lock: two spares woken at once cannot both take
@@ -85,9 +88,9 @@ impl Gate {
                 self.active.fetch_add(1, Relaxed);
                 return true;
             }
-            spares = self
+            closed = self
                 .wake
-                .wait(spares)
+                .wait(closed)
                 .unwrap_or_else(PoisonError::into_inner);
         }
     }
@@ -96,12 +99,14 @@ impl Gate {
     /// fast: it was ticking slowly (no route ran at its last tick). One shared
     /// load per route otherwise; the timer finds the running routes itself.
     pub(crate) fn enter_route(&self, worker: usize) -> bool {
-        self.started[worker].store(self.tick.load(Relaxed), Relaxed);
+        self.started[worker]
+            .0
+            .store(self.tick.load(Relaxed), Relaxed);
         !self.fast.load(Relaxed) && !self.fast.swap(true, Relaxed)
     }
 
     pub(crate) fn leave_route(&self, worker: usize) {
-        self.started[worker].store(0, Relaxed);
+        self.started[worker].0.store(0, Relaxed);
     }
 
     /// One tick of the timer: counts the routes running since before the last
@@ -110,14 +115,14 @@ impl Gate {
     pub(crate) fn tick(&self) -> bool {
         let tick = self.tick.fetch_add(1, Relaxed);
         let (mut running, mut blocked) = (0, 0);
-        for started in self.started.iter().map(|s| s.load(Relaxed)) {
+        for started in self.started.iter().map(|s| s.0.load(Relaxed)) {
             running += usize::from(started != 0);
             blocked += usize::from(started != 0 && started < tick);
         }
         let target = (self.base + blocked).min(self.started.len());
         let before = self.target.swap(target, Relaxed);
         if target > before {
-            let _spares = self.spares.lock().unwrap_or_else(PoisonError::into_inner);
+            let _closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
             self.wake.notify_all();
         }
         let fast = running > 0;
@@ -132,10 +137,7 @@ impl Gate {
 
     /// Lets the spares end.
     pub(crate) fn close(&self) {
-        self.spares
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .closed = true;
+        *self.closed.lock().unwrap_or_else(PoisonError::into_inner) = true;
         self.wake.notify_all();
     }
 

@@ -637,7 +637,7 @@ impl Shared {
         let mut stop = self.timer.0.lock().unwrap_or_else(PoisonError::into_inner);
         while !*stop {
             drop(stop);
-            let routes_run = self.gate.tick();
+            self.gate.tick();
             let now = Instant::now();
             if now >= next_sweep {
                 next_sweep = now + sweep_every;
@@ -646,8 +646,9 @@ impl Shared {
             stop = self.timer.0.lock().unwrap_or_else(PoisonError::into_inner);
             if !*stop {
                 // While routes run, tick fast enough that a blocked one is
-                // replaced soon; else only as often as the deadlines need.
-                let wait = if routes_run || self.gate.ticks_fast() {
+                // replaced soon; else only as often as the deadlines need. The
+                // flag is what the tick found, or a route that started since.
+                let wait = if self.gate.ticks_fast() {
                     ROUTE_TICK
                 } else {
                     next_sweep.saturating_duration_since(Instant::now())

@@ -3,6 +3,24 @@
 
 use promlite::{DEFAULT_BUCKETS, Format, Registry};
 
+/// A deterministic stream of 64-bit words (xorshift64) from `seed`, not 0.
+pub fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
+/// Label pairs as the parsers give them back: owned.
+pub fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The seed tutorial's two metrics after one request, as its example shows them
 /// (with `_created` samples, as the seed's prometheus-client writes them).
 pub fn seed_registry() -> Registry {
