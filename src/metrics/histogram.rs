@@ -115,7 +115,7 @@ impl Histogram {
     }
 
     /// Observes `v`, whose bucket is `bucket`.
-    #[inline]
+    #[inline(always)]
     fn observe_in(&self, bucket: usize, v: f64) {
         let series = &*self.inner;
         let Some(slot) = stripe_slot() else {
