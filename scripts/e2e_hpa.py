@@ -47,6 +47,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hpa_model as hm  # noqa: E402  (the controller's defaults)
 import manifests as mf  # noqa: E402  (manifest helpers: scrape job, pod targets, the adapter's template)
 
 NAMESPACE = "default"
@@ -150,8 +151,7 @@ def hpa_decision(current: int, values: dict[str, float]) -> dict:
 def scale_up_steps(current: int, desired: int) -> list[int]:
     """Replica counts the HPA's behavior.scaleUp allows, one policy period each."""
     up = (hpa_spec().get("behavior") or {}).get("scaleUp") or {}
-    policies = up.get("policies") or [{"type": "Percent", "value": 100, "periodSeconds": 15},
-                                      {"type": "Pods", "value": 4, "periodSeconds": 15}]
+    policies = up.get("policies") or hm.DEFAULT_SCALE_UP["policies"]
     select = up.get("selectPolicy", "Max")
     steps, n = [], current
     while n < desired and len(steps) < 20:

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from manifests import parse_quantity  # noqa: E402
+from manifests import hpa_pods_metric  # noqa: E402
 
 TOLERANCE = 0.1           # --horizontal-pod-autoscaler-tolerance default
 SYNC_PERIOD = 15.0        # --horizontal-pod-autoscaler-sync-period default, seconds
@@ -112,18 +112,15 @@ class Spec:
     @staticmethod
     def from_hpa(hpa: dict, downscale_stabilization: float = DOWNSCALE_STABILIZATION) -> "Spec":
         spec = hpa["spec"]
-        metrics = [m for m in spec["metrics"] if m["type"] == "Pods"]
-        if len(metrics) != 1 or len(spec["metrics"]) != 1:
+        if len(spec["metrics"]) != 1:
             raise ValueError("the model handles exactly one metric, of type Pods")
-        target = metrics[0]["pods"]["target"]
-        if target.get("type") != "AverageValue":
-            raise ValueError(f"target type {target.get('type')}: the model handles AverageValue")
+        metric, target = hpa_pods_metric(hpa)
         behavior = spec.get("behavior") or {}
         return Spec(
             min_replicas=int(spec.get("minReplicas", 1)),
             max_replicas=int(spec["maxReplicas"]),
-            metric=metrics[0]["pods"]["metric"]["name"],
-            target_milli=milli(parse_quantity(str(target["averageValue"]))),
+            metric=metric,
+            target_milli=milli(target),
             up=Rules.from_spec(behavior.get("scaleUp"), DEFAULT_SCALE_UP, downscale_stabilization),
             down=Rules.from_spec(behavior.get("scaleDown"), DEFAULT_SCALE_DOWN, downscale_stabilization),
         )

@@ -298,13 +298,7 @@ fn api(port: u16, path_and_query: &str) -> Result<String, String> {
 
 /// The value of an instant query that returns one sample, as Prometheus writes it.
 fn query(port: u16, promql: &str) -> Result<String, String> {
-    let mut encoded = String::new();
-    for b in promql.bytes() {
-        match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => encoded.push(b as char),
-            _ => encoded.push_str(&format!("%{b:02X}")),
-        }
-    }
+    let encoded = common::percent_encode(promql);
     let body = api(port, &format!("/api/v1/query?query={encoded}"))?;
     // {"status":"success","data":{"resultType":"vector","result":[{"metric":{...},"value":[1700000000.123,"42"]}]}}
     let after = body

@@ -89,7 +89,10 @@ impl Prometheus {
 
     /// The value of an instant query that returns one sample (None if none).
     fn query(&self, promql: &str) -> Option<f64> {
-        let response = self.get(&format!("/api/v1/query?query={}", percent_encode(promql)))?;
+        let response = self.get(&format!(
+            "/api/v1/query?query={}",
+            common::percent_encode(promql)
+        ))?;
         let body = response.text();
         assert_eq!(response.status, 200, "{promql}: {body}");
         one_value(&body)
@@ -104,17 +107,6 @@ impl Drop for Prometheus {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The value of the single sample of a query's JSON answer (`"value":[t,"v"]`).
@@ -288,7 +280,7 @@ fn prometheus_stores_native_histograms_scraped_over_protobuf() {
     let exemplars = |p: &Prometheus, q: &str| {
         let path = format!(
             "/api/v1/query_exemplars?query={}&start={}&end={}",
-            percent_encode(q),
+            common::percent_encode(q),
             now - 600,
             now + 600
         );

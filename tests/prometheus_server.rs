@@ -2,6 +2,8 @@
 //! 127.0.0.1 and its HTTP API shows what it stored. `#[ignore]`d in a plain
 //! `cargo test` (it needs `prometheus` on the PATH); `scripts/test.sh` runs it.
 
+mod common;
+
 use promlite::{Exporter, Registry};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -91,16 +93,6 @@ impl Drop for Prometheus {
     }
 }
 
-/// `s` with the characters a URL query cannot hold as they are percent-encoded.
-fn url(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[test]
 #[ignore = "needs prometheus (Debian package prometheus); scripts/test.sh runs it"]
 fn prometheus_stores_the_exemplars_exactly() {
@@ -133,7 +125,7 @@ fn prometheus_stores_the_exemplars_exactly() {
     let query = |q: &str| {
         format!(
             "/api/v1/query_exemplars?query={}&start={}&end={}",
-            url(q),
+            common::percent_encode(q),
             now - 600,
             now + 600
         )

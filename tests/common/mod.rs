@@ -13,6 +13,18 @@ pub fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// `s` percent-encoded for a URL query: all but RFC 3986's unreserved bytes.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Label pairs as the parsers give them back: owned.
 pub fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
