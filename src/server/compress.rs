@@ -33,7 +33,7 @@ impl Compression {
         routed: &Routed,
         body: &mut Vec<u8>,
     ) -> Encoding {
-        if !routed.compressible || routed.answer.status != 200 {
+        if !routed.compressible {
             return Encoding {
                 content_encoding: None,
                 vary: None,

@@ -101,8 +101,8 @@ impl Answer {
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
-/// An answer, and whether its body may go out gzipped: only the scrape's
-/// (application routes write their own bodies and headers).
+/// An answer, and whether its body may go out gzipped: only a successful
+/// scrape's (application routes write their own bodies and headers).
 pub(crate) struct Routed {
     pub(crate) answer: Answer,
     pub(crate) compressible: bool,
